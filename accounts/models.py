@@ -1,0 +1,34 @@
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models.functions import Lower
+
+from accounts.validators import validate_no_control_characters
+
+
+class CaseInsensitiveUserManager(UserManager["User"]):
+    """Logs people in by username without regard to case, as usernames are unique that way."""
+
+    def get_by_natural_key(self, username: str | None) -> "User":
+        return self.get(username__iexact=username)
+
+
+class User(AbstractUser):
+    """A chat user: a username, a password and a name to show."""
+
+    display_name = models.CharField(
+        max_length=64, blank=True, validators=[validate_no_control_characters]
+    )
+
+    objects = CaseInsensitiveUserManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower("username"),
+                name="accounts_user_username_ci_unique",
+                violation_error_message="A user with that username already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.username

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class MessagingConfig(AppConfig):
+    """Messages, their history and the WebSocket transport."""
+
+    name = "messaging"

@@ -1,0 +1,70 @@
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.validators import validate_no_control_characters
+
+
+class Room(models.Model):
+    """A chat room; its row is also the counter that orders the room's messages."""
+
+    class Visibility(models.TextChoices):
+        PUBLIC = "public"
+        PRIVATE = "private"
+
+    name = models.CharField(max_length=64, validators=[validate_no_control_characters])
+    topic = models.CharField(
+        max_length=256, blank=True, validators=[validate_no_control_characters]
+    )
+    visibility = models.CharField(
+        max_length=7, choices=Visibility.choices, default=Visibility.PUBLIC
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_rooms"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # Kept by messaging.services in the same transaction as each message: the seq of
+    # the newest message, and when the room last saw one (the room list's order).
+    last_seq = models.PositiveBigIntegerField(default=0)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="rooms_room_name_ci_unique",
+                violation_error_message="A room with that name already exists.",
+            ),
+        ]
+        indexes = [models.Index(fields=["-last_activity_at", "-id"], name="rooms_room_activity")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's place in a room: when they joined and how far they have read.
+
+    The role is not stored: the room's owner is the member whose user is ``room.owner``.
+    """
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    joined_at = models.DateTimeField(default=timezone.now)
+    last_read_seq = models.PositiveBigIntegerField(default=0)
+    # Token bucket for sending, kept with the membership so that every process and
+    # both transports share it; updated in the transaction that stores the message.
+    send_allowance = models.FloatField(null=True, blank=True)
+    send_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="rooms_membership_unique"),
+        ]
+        indexes = [models.Index(fields=["room", "joined_at"], name="rooms_membership_room")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.room_id}"

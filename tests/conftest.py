@@ -1,0 +1,90 @@
+import socket
+from collections.abc import Callable
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.models import User
+from rooms.models import Room
+from tests.factories import RoomFactory, UserFactory
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a test whose service is missing, or fail it where CI demands the services."""
+    if settings.REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES is set but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server the settings use; skips (or fails in CI) without one."""
+    url = settings.REDIS_URL
+    if not url:
+        skip_or_fail("REDIS_URL is not set: this test needs Redis")
+    if not _reachable(url, 6379):
+        skip_or_fail(f"Redis at {url} is not reachable")
+    return url
+
+
+@pytest.fixture
+def postgres() -> None:
+    """Skips (or fails in CI) unless the tests run on PostgreSQL."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        skip_or_fail("DATABASE_URL does not name PostgreSQL: this test needs it")
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return UserFactory.create()
+
+
+@pytest.fixture
+def other_user(db: None) -> User:
+    return UserFactory.create()
+
+
+@pytest.fixture
+def room(user: User) -> Room:
+    """A public room owned by ``user``."""
+    return RoomFactory.create(owner=user)
+
+
+def bearer(user: User) -> str:
+    return f"Bearer {AccessToken.for_user(user)}"
+
+
+@pytest.fixture
+def auth_client(api_client: APIClient, user: User) -> APIClient:
+    """Authenticates with a real access token, not force_authenticate, to exercise SimpleJWT."""
+    api_client.credentials(HTTP_AUTHORIZATION=bearer(user))
+    return api_client
+
+
+@pytest.fixture
+def client_for(db: None) -> Callable[[User], APIClient]:
+    """Makes an APIClient authenticated as a given user: ``client_for(user)``."""
+
+    def make(user: User) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=bearer(user))
+        return client
+
+    return make
