@@ -15,5 +15,6 @@ urlpatterns = [
 ]
 
 # JSON, never an HTML page or a traceback, for errors Django answers itself.
-handler400 = "rest_framework.exceptions.bad_request"
-handler500 = "rest_framework.exceptions.server_error"
+handler400 = "config.exceptions.bad_request"
+handler404 = "config.exceptions.not_found"
+handler500 = "config.exceptions.server_error"

@@ -1,6 +1,7 @@
 """Test settings: only overrides. DATABASE_URL and REDIS_URL still switch the services."""
 
 import os
+import tempfile
 import uuid
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
@@ -14,12 +15,14 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and not env.str(
     "DATABASE_URL", default=""
 ):
-    # pytest-django turns this into a shared-cache in-memory database.
-    DATABASES["default"] = {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": ":memory:",
-        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+    # A file, not shared-cache memory: in-memory SQLite locks whole tables without
+    # honouring the busy timeout, which hides (and fakes) concurrency behaviour.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"chat-test-{uuid.uuid4().hex[:8]}.sqlite3")
     }
+
+# Connections opened in worker threads (database_sync_to_async) must not outlive a test.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 if REDIS_URL:
     # A prefix of our own, so concurrent runs on one Redis never hear each other.
@@ -30,6 +33,7 @@ if REDIS_URL:
 # High enough that the suite never trips them; tests that check throttling lower them.
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_THROTTLE_RATES": {"register": "10000/minute", "login": "10000/minute"},
 }
 
