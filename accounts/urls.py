@@ -1,3 +1,19 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from accounts.views import (
+    LogoutView,
+    MeView,
+    RegisterView,
+    TokenObtainView,
+    TokenRefreshRotateView,
+    UserDetailView,
+)
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("auth/register/", RegisterView.as_view(), name="auth-register"),
+    path("auth/token/", TokenObtainView.as_view(), name="auth-token"),
+    path("auth/token/refresh/", TokenRefreshRotateView.as_view(), name="auth-token-refresh"),
+    path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
+    path("users/me/", MeView.as_view(), name="users-me"),
+    path("users/<int:pk>/", UserDetailView.as_view(), name="users-detail"),
+]

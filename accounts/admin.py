@@ -1,0 +1,30 @@
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest
+
+from accounts.models import User
+from accounts.services import user_display_name_or_default
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """Django's user admin, plus the display name."""
+
+    fieldsets = (
+        *(DjangoUserAdmin.fieldsets or ()),
+        ("Chat", {"fields": ("display_name",)}),
+    )
+    add_fieldsets = (
+        *DjangoUserAdmin.add_fieldsets,
+        ("Chat", {"classes": ("wide",), "fields": ("display_name",)}),
+    )
+    list_display = ("username", "display_name", "is_active", "is_staff", "date_joined")
+    search_fields = ("username", "display_name", "email")
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        obj.display_name = user_display_name_or_default(
+            display_name=obj.display_name, username=obj.username
+        )
+        super().save_model(request, obj, form, change)

@@ -1,0 +1,74 @@
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import User
+from accounts.selectors import user_username_taken
+
+USERNAME_TAKEN = "A user with that username already exists."
+
+
+def user_display_name_or_default(*, display_name: str, username: str) -> str:
+    """The display name to store: the one given, or else the username (cut to fit)."""
+    max_length = User._meta.get_field("display_name").max_length
+    return display_name or username[:max_length]
+
+
+def user_create(*, username: str, password: str, display_name: str = "") -> User:
+    """Creates an active user, as registration does (the admin has its own form).
+
+    Enforces every rule itself (input serializers check them too, for nicer errors): the
+    username's form and case-insensitive uniqueness, Django's password validators run
+    against the new user, and the display name's. An empty display name becomes the
+    username. Raises Django's ``ValidationError`` keyed by field.
+    """
+    user = User(
+        username=username,
+        display_name=user_display_name_or_default(display_name=display_name, username=username),
+    )
+    if user_username_taken(username=username):
+        raise ValidationError({"username": USERNAME_TAKEN}, code="unique")
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    user.set_password(password)
+    user.full_clean()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        # Another registration took the name between the check above and this insert;
+        # the case-insensitive unique constraint is the final guard.
+        raise ValidationError({"username": USERNAME_TAKEN}, code="unique") from exc
+    return user
+
+
+def user_update(*, user: User, display_name: str) -> User:
+    """Changes what others see of the user. An empty display name becomes the username."""
+    user.display_name = user_display_name_or_default(
+        display_name=display_name, username=user.username
+    )
+    user.clean_fields(exclude=[f.name for f in User._meta.fields if f.name != "display_name"])
+    user.save(update_fields=["display_name"])
+    return user
+
+
+def user_logout(*, user: User, refresh: RefreshToken) -> None:
+    """Blacklists one of the user's refresh tokens, so it can no longer be refreshed.
+
+    Access tokens already issued stay valid until they expire (minutes): they are not
+    checked against the blacklist. A refresh token of another user raises ``PermissionDenied``.
+    """
+    if str(refresh.get(jwt_settings.USER_ID_CLAIM)) != str(user.pk):
+        raise PermissionDenied("This refresh token belongs to another user.")
+    refresh.blacklist()
+
+
+def user_token_pair(*, user: User) -> dict[str, str]:
+    """A fresh access/refresh pair, as a login issues; the refresh token is recorded as
+    outstanding so that logout and rotation can blacklist it."""
+    refresh = RefreshToken.for_user(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}

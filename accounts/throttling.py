@@ -1,0 +1,20 @@
+"""Throttles for the unauthenticated account endpoints (register, token obtain).
+
+DRF's ``SimpleRateThrottle`` copies ``DEFAULT_THROTTLE_RATES`` into a class attribute
+when it is imported, so a later settings change (``override_settings`` in a test, say)
+would never reach it. This one reads the rates each time it is asked.
+"""
+
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle
+
+
+class SettingsScopedRateThrottle(ScopedRateThrottle):
+    """``ScopedRateThrottle`` whose rate comes from the settings in force at request time."""
+
+    def get_rate(self) -> str | None:
+        rates = api_settings.DEFAULT_THROTTLE_RATES
+        if self.scope not in rates:
+            raise ImproperlyConfigured(f"No throttle rate set for scope {self.scope!r}.")
+        return rates[self.scope]

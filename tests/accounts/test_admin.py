@@ -1,0 +1,77 @@
+import pytest
+from django.test import Client
+
+from accounts.models import User
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_for_users(client: Client) -> Client:
+    admin = UserFactory.create(is_staff=True, is_superuser=True)
+    client.force_login(admin)  # the admin is session-based, not part of the JWT API
+    return client
+
+
+def test_the_user_admin_lists_and_shows_display_names(admin_client_for_users: Client) -> None:
+    someone = UserFactory.create(display_name="Shown In Admin")
+
+    listing = admin_client_for_users.get("/admin/accounts/user/")
+    detail = admin_client_for_users.get(f"/admin/accounts/user/{someone.pk}/change/")
+
+    assert listing.status_code == 200
+    assert b"Shown In Admin" in listing.content
+    assert detail.status_code == 200
+    assert b'name="display_name"' in detail.content
+
+
+def test_the_user_admin_adds_a_user_with_a_display_name(admin_client_for_users: Client) -> None:
+    response = admin_client_for_users.post(
+        "/admin/accounts/user/add/",
+        {
+            "username": "added",
+            "password1": "pale-violet-tractor-81",
+            "password2": "pale-violet-tractor-81",
+            "usable_password": "true",
+            "display_name": "Added By Admin",
+        },
+    )
+
+    assert response.status_code == 302
+    assert User.objects.get(username="added").display_name == "Added By Admin"
+
+
+def test_the_user_admin_refuses_a_username_taken_in_another_case(
+    admin_client_for_users: Client,
+) -> None:
+    UserFactory.create(username="taken")
+
+    response = admin_client_for_users.post(
+        "/admin/accounts/user/add/",
+        {
+            "username": "TAKEN",
+            "password1": "pale-violet-tractor-81",
+            "password2": "pale-violet-tractor-81",
+            "usable_password": "true",
+        },
+    )
+
+    assert response.status_code == 200
+    assert not User.objects.filter(username="TAKEN").exists()
+
+
+def test_a_user_added_in_the_admin_without_display_name_shows_the_username(
+    admin_client_for_users: Client,
+) -> None:
+    admin_client_for_users.post(
+        "/admin/accounts/user/add/",
+        {
+            "username": "plain",
+            "password1": "pale-violet-tractor-81",
+            "password2": "pale-violet-tractor-81",
+            "usable_password": "true",
+        },
+    )
+
+    assert User.objects.get(username="plain").display_name == "plain"
