@@ -1,9 +1,36 @@
-"""Reads about rooms. Visibility lives here and nowhere else."""
+"""Reads about rooms. Visibility lives here and nowhere else.
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+``room_list_for_user`` and ``room_get_for_user`` return rooms carrying every per-caller
+value that ``RoomSerializer`` shows (``member_count``, ``is_member``, ``role``,
+``unread_count`` and the last message), fetched in a constant number of queries
+whatever the number of rooms: one for the rooms and their counts, one for the last
+messages of the rooms actually loaded.
+"""
+
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 
 from accounts.models import User
+from messaging.models import Message
 from rooms.models import Membership, Room
+
+# The attribute that the last-message prefetch fills: a list of zero or one Message.
+LAST_MESSAGES_ATTR = "last_messages"
 
 
 def room_list_visible(*, user: User) -> QuerySet[Room]:
@@ -18,3 +45,92 @@ def room_get_visible(*, room_id: int, user: User) -> Room | None:
 
 def membership_get(*, room_id: int, user_id: int) -> Membership | None:
     return Membership.objects.filter(room_id=room_id, user_id=user_id).first()
+
+
+def _last_message_prefetch() -> "Prefetch[Message]":
+    # Runs once for all the rooms loaded: the messages whose seq is their room's
+    # last_seq, found through the (room, seq) unique index.
+    return Prefetch(
+        "messages",
+        queryset=Message.objects.filter(seq=F("room__last_seq")).select_related("author"),
+        to_attr=LAST_MESSAGES_ATTR,
+    )
+
+
+def _room_list_annotated(*, user: User) -> QuerySet[Room]:
+    own_membership = Membership.objects.filter(room=OuterRef("pk"), user=user)
+    member_count = (
+        Membership.objects.filter(room=OuterRef("pk"))
+        .order_by()
+        .values("room")
+        .annotate(count=Count("*"))
+        .values("count")
+    )
+    return (
+        Room.objects.annotate(
+            is_member=Exists(own_membership),
+            member_count=Coalesce(Subquery(member_count, output_field=IntegerField()), Value(0)),
+            # NULL for a non-member: the subquery finds no row and NULL - x is NULL.
+            unread_count=F("last_seq")
+            - Subquery(own_membership.values("last_read_seq")[:1], output_field=BigIntegerField()),
+            role=Case(
+                When(is_member=True, owner_id=user.pk, then=Value("owner")),
+                When(is_member=True, then=Value("member")),
+                default=None,
+                output_field=CharField(),
+            ),
+        )
+        .filter(Q(visibility=Room.Visibility.PUBLIC) | Q(is_member=True))
+        .select_related("owner")
+        .prefetch_related(_last_message_prefetch())
+    )
+
+
+def room_list_for_user(
+    *, user: User, joined: bool = False, search: str | None = None
+) -> QuerySet[Room]:
+    """Rooms ``user`` may see, most recently active first, ready for ``RoomSerializer``.
+
+    ``joined`` keeps only the rooms ``user`` is a member of; ``search`` keeps the rooms
+    whose name contains it, without regard to case.
+    """
+    rooms = _room_list_annotated(user=user)
+    if joined:
+        rooms = rooms.filter(is_member=True)
+    if search:
+        rooms = rooms.filter(name__icontains=search)
+    return rooms.order_by("-last_activity_at", "-id")
+
+
+def room_get_for_user(*, room_id: int, user: User) -> Room | None:
+    """One room as ``user`` sees it (for ``RoomSerializer``), or None if they may not see it.
+
+    The REST views and the WebSocket ``hello`` frame both build their Room from this.
+    """
+    return _room_list_annotated(user=user).filter(pk=room_id).first()
+
+
+def room_last_message(*, room: Room) -> Message | None:
+    """The newest message of ``room``, from the prefetch when the room came with one."""
+    prefetched: list[Message] | None = getattr(room, LAST_MESSAGES_ATTR, None)
+    if prefetched is not None:
+        return prefetched[0] if prefetched else None
+    if room.last_seq == 0:
+        return None
+    return Message.objects.select_related("author").filter(room=room, seq=room.last_seq).first()
+
+
+def membership_list_for_room(*, room: Room) -> QuerySet[Membership]:
+    """The members of ``room``, first joined first, each with its ``role``."""
+    return (
+        Membership.objects.filter(room=room)
+        .select_related("user")
+        .annotate(
+            role=Case(
+                When(user_id=room.owner_id, then=Value("owner")),
+                default=Value("member"),
+                output_field=CharField(),
+            )
+        )
+        .order_by("joined_at", "id")
+    )

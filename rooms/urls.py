@@ -1,3 +1,10 @@
 from django.urls import URLPattern, URLResolver
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from rooms.views import RoomMemberViewSet, RoomViewSet
+
+router = SimpleRouter()
+router.register("rooms", RoomViewSet, basename="room")
+router.register(r"rooms/(?P<room_pk>[^/.]+)/members", RoomMemberViewSet, basename="room-member")
+
+urlpatterns: list[URLPattern | URLResolver] = router.urls

@@ -1,0 +1,89 @@
+from collections.abc import Sequence
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+
+from rooms.models import Membership, Room
+from rooms.services import membership_remove, room_delete, room_join, room_update
+
+
+class MembershipInline(admin.TabularInline[Membership, Room]):
+    """The room's members, read-only: add and remove them through the API or below."""
+
+    model = Membership
+    extra = 0
+    fields = ["user", "joined_at", "last_read_seq"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Room | None = None) -> bool:
+        return False
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin[Room]):
+    """Rooms; deleting one here tells its live sockets, as the API does."""
+
+    list_display = ["name", "visibility", "owner", "created_at", "last_activity_at", "last_seq"]
+    list_filter = ["visibility"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "owner__username"]
+    raw_id_fields = ["owner"]
+    readonly_fields = ["last_seq", "last_activity_at"]
+    inlines = [MembershipInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> Any:
+        # Changing the owner would leave the new one without a membership; a change
+        # saves only what ``room_update`` changes.
+        if obj is None:
+            return self.readonly_fields
+        return [*self.readonly_fields, "owner", "created_at"]
+
+    def save_model(
+        self, request: HttpRequest, obj: Room, form: ModelForm[Room], change: bool
+    ) -> None:
+        if change:  # through the service, so that live sockets hear of it
+            room_update(room=obj, name=obj.name, topic=obj.topic, visibility=obj.visibility)
+        else:
+            super().save_model(request, obj, form, change)
+            room_join(room=obj, user=obj.owner)  # the owner is always a member
+
+    def delete_model(self, request: HttpRequest, obj: Room) -> None:
+        room_delete(room=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        for room in queryset:
+            room_delete(room=room)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin[Membership]):
+    """Memberships; removing one here closes that user's sockets in the room."""
+
+    list_display = ["room", "user", "joined_at", "last_read_seq"]
+    list_select_related = ["room", "user"]
+    search_fields = ["room__name", "user__username"]
+    raw_id_fields = ["room", "user"]
+    readonly_fields = ["last_read_seq", "send_allowance", "send_checked_at"]
+
+    def get_deleted_objects(
+        self, objs: Sequence[Membership] | QuerySet[Membership], request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        # The owner's membership goes only with the room: list it as protected, which
+        # makes the admin refuse the deletion and say why.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        owners = [m for m in objs if m.user_id == m.room.owner_id]
+        reasons = [f"{m}: the room's owner (delete the room instead)" for m in owners]
+        return deleted, counts, perms_needed, [*protected, *reasons]
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        membership_remove(room=obj.room, user_id=obj.user_id)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("room"):
+            if membership.user_id != membership.room.owner_id:
+                membership_remove(room=membership.room, user_id=membership.user_id)

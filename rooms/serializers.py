@@ -1,0 +1,134 @@
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.serializers import UserBriefSerializer
+from accounts.validators import validate_no_control_characters
+from messaging.serializers import MessageSerializer
+from rooms.models import Membership, Room
+from rooms.selectors import room_last_message
+
+NAME_MAX_LENGTH = 64
+TOPIC_MAX_LENGTH = 256
+ROLE_CHOICES = ["owner", "member"]
+
+
+class RoomSerializer(serializers.ModelSerializer[Room]):
+    """A room as one user sees it (output only).
+
+    Reads the per-user values that ``room_list_for_user`` / ``room_get_for_user``
+    annotate, so it needs no request in its context and costs no query per room.
+    """
+
+    owner = UserBriefSerializer(read_only=True)
+    member_count = serializers.IntegerField(read_only=True)
+    is_member = serializers.BooleanField(read_only=True)
+    role = serializers.ChoiceField(
+        choices=ROLE_CHOICES,
+        allow_null=True,
+        read_only=True,
+        help_text="The caller's role; null when the caller is not a member.",
+    )
+    unread_count = serializers.IntegerField(
+        allow_null=True,
+        read_only=True,
+        help_text="Messages after the caller's read marker; null when not a member.",
+    )
+    last_message = serializers.SerializerMethodField(allow_null=True)
+
+    class Meta:
+        model = Room
+        fields = [
+            "id",
+            "name",
+            "topic",
+            "visibility",
+            "owner",
+            "created_at",
+            "member_count",
+            "is_member",
+            "role",
+            "unread_count",
+            "last_message",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(MessageSerializer(allow_null=True))
+    def get_last_message(self, room: Room) -> dict[str, Any] | None:
+        message = room_last_message(room=room)
+        return None if message is None else MessageSerializer(message).data
+
+
+class RoomInputSerializer(serializers.Serializer[Any]):
+    """Input of ``POST /rooms/`` and, with ``partial=True``, of ``PATCH /rooms/{id}/``.
+
+    The services enforce the same rules again (and the name's uniqueness).
+    """
+
+    name = serializers.CharField(
+        max_length=NAME_MAX_LENGTH,
+        validators=[validate_no_control_characters],
+        help_text="1-64 characters after trimming, no control characters; "
+        "unique without regard to case.",
+    )
+    topic = serializers.CharField(
+        max_length=TOPIC_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[validate_no_control_characters],
+    )
+    visibility = serializers.ChoiceField(
+        choices=Room.Visibility.choices, required=False, default=Room.Visibility.PUBLIC
+    )
+
+
+class RoomListQuerySerializer(serializers.Serializer[Any]):
+    """Query parameters of ``GET /rooms/``."""
+
+    joined = serializers.BooleanField(
+        required=False, default=False, help_text="Only the rooms the caller is a member of."
+    )
+    search = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=256,
+        help_text="Only rooms whose name contains this text, without regard to case.",
+    )
+
+
+class MemberSerializer(serializers.ModelSerializer[Membership]):
+    """One member of a room (output only)."""
+
+    user = UserBriefSerializer(read_only=True)
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Membership
+        fields = ["user", "role", "joined_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=ROLE_CHOICES))
+    def get_role(self, membership: Membership) -> str:
+        # ``membership_list_for_room`` annotates the role; a lone membership works it out.
+        role: str | None = getattr(membership, "role", None)
+        if role is None:
+            role = "owner" if membership.user_id == membership.room.owner_id else "member"
+        return role
+
+
+class MemberAddSerializer(serializers.Serializer[Any]):
+    """Input of ``POST /rooms/{id}/members/``."""
+
+    username = serializers.CharField(max_length=150, help_text="Matched without regard to case.")
+
+
+class ReadMarkerSerializer(serializers.Serializer[Any]):
+    """Input of ``POST /rooms/{id}/read/``."""
+
+    seq = serializers.IntegerField(
+        min_value=0,
+        help_text="The seq of the last message read; beyond the newest message it is "
+        "clamped, and a marker never moves backwards.",
+    )
