@@ -1,33 +1,93 @@
 """Channel-layer group naming and fan-out: the only module that sends to the layer.
 
-Services call these through ``transaction.on_commit``, so clients never hear of a
-change that was rolled back.
+Services call the sync functions through ``transaction.on_commit``, so clients never
+hear of a change that was rolled back; the consumer calls the async ones for what is
+never stored (typing, presence). Each event that reaches sockets verbatim carries its
+frame already encoded as JSON, so a broadcast is serialized once, not once per socket.
 """
+
+import json
+import logging
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+
+from accounts.models import User
+from accounts.serializers import UserBriefSerializer
+from messaging.models import Message
+from messaging.serializers import MessageSerializer
+
+logger = logging.getLogger(__name__)
 
 
 def room_group_name(room_id: int) -> str:
     return f"room.{room_id}"
 
 
-def _group_send(room_id: int, event: dict[str, object]) -> None:
+def encode_frame(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+async def group_send(room_id: int, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     assert layer is not None
-    async_to_sync(layer.group_send)(room_group_name(room_id), event)
+    await layer.group_send(room_group_name(room_id), event)
+
+
+def _group_send_after_commit(room_id: int, event: dict[str, Any]) -> None:
+    """Send from synchronous code; runs after commit, so a failing layer must not raise.
+
+    The change is committed either way. A client that misses the event sees a gap in
+    ``seq`` (or reconnects) and catches up through ``?after=`` (API.md, Guarantees).
+    """
+    try:
+        async_to_sync(group_send)(room_id, event)
+    except Exception:
+        logger.exception("channel layer send failed for room %s (%s)", room_id, event["type"])
+
+
+def broadcast_message_created(message: Message) -> None:
+    data = MessageSerializer(message).data
+    text = encode_frame({"type": "message.new", "message": data})
+    _group_send_after_commit(
+        message.room_id, {"type": "message.new", "seq": message.seq, "text": text}
+    )
+
+
+def broadcast_message_updated(message: Message) -> None:
+    data = MessageSerializer(message).data
+    text = encode_frame({"type": "message.updated", "message": data})
+    _group_send_after_commit(message.room_id, {"type": "message.updated", "text": text})
+
+
+def broadcast_message_deleted(*, message_id: int, room_id: int) -> None:
+    text = encode_frame({"type": "message.deleted", "message_id": message_id, "room": room_id})
+    _group_send_after_commit(room_id, {"type": "message.deleted", "text": text})
 
 
 def broadcast_room_updated(room_id: int) -> None:
-    """The room's name, topic or visibility changed."""
-    _group_send(room_id, {"type": "room.updated"})
+    """The room's name, topic or visibility changed; each socket sends its own view of it."""
+    _group_send_after_commit(room_id, {"type": "room.updated"})
 
 
 def broadcast_room_deleted(room_id: int) -> None:
     """Sockets in the room send ``room.deleted`` and close with 4404."""
-    _group_send(room_id, {"type": "room.deleted", "room": room_id})
+    _group_send_after_commit(room_id, {"type": "room.deleted", "room": room_id})
 
 
 def broadcast_member_removed(room_id: int, user_id: int) -> None:
     """That user's sockets in the room close with 4403."""
-    _group_send(room_id, {"type": "member.removed", "user_id": user_id})
+    _group_send_after_commit(room_id, {"type": "member.removed", "user_id": user_id})
+
+
+async def send_typing(*, room_id: int, user: User, is_typing: bool) -> None:
+    user_data = UserBriefSerializer(user).data
+    text = encode_frame({"type": "typing", "user": user_data, "is_typing": is_typing})
+    await group_send(room_id, {"type": "typing", "user_id": user.pk, "text": text})
+
+
+async def send_presence(*, room_id: int, user: User, status: str) -> None:
+    user_data = UserBriefSerializer(user).data
+    text = encode_frame({"type": "presence", "user": user_data, "status": status})
+    await group_send(room_id, {"type": "presence", "user_id": user.pk, "text": text})

@@ -1,3 +1,16 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from messaging.views import MessageViewSet, RoomMessageViewSet
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path(
+        "rooms/<int:room_pk>/messages/",
+        RoomMessageViewSet.as_view({"get": "list", "post": "create"}),
+        name="room-messages",
+    ),
+    path(
+        "messages/<int:pk>/",
+        MessageViewSet.as_view({"patch": "partial_update", "delete": "destroy"}),
+        name="message-detail",
+    ),
+]

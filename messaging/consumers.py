@@ -1,0 +1,329 @@
+"""The chat WebSocket: transport only. Rules live in services and selectors."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db import DatabaseError
+
+from accounts.models import User
+from messaging import events
+from messaging.middleware import scope_user
+from messaging.ordering import SeqOrderer
+from messaging.presence import REFRESH_INTERVAL, get_presence_store
+from messaging.serializers import (
+    MessageInputSerializer,
+    ReadFrameSerializer,
+    TypingFrameSerializer,
+)
+from messaging.services import NotAMember, RateLimited
+from messaging.sockets import (
+    RoomAccess,
+    socket_hello,
+    socket_mark_read,
+    socket_messages_after,
+    socket_room,
+    socket_send_message,
+)
+from rooms.models import Room
+
+logger = logging.getLogger(__name__)
+
+# Application close codes live in 4000-4999 (RFC 6455 section 7.4.2).
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_LARGE = 4413
+
+# How long an out-of-order message waits for the ones before it before the socket
+# reads the missing ones from the database.
+GAP_WAIT = 0.5
+# Typing frames reach the room at most this often per socket; the rest are dropped.
+TYPING_INTERVAL = 1.0
+
+
+class FrameError(Exception):
+    """A bad client frame: answered with an error frame, and the socket stays open."""
+
+    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+def _error_detail(errors: dict[str, Any]) -> str:
+    parts = []
+    for field, messages in errors.items():
+        text = " ".join(str(m) for m in messages) if isinstance(messages, list) else messages
+        parts.append(f"{field}: {text}")
+    return "; ".join(parts)
+
+
+def _validated(serializer_class: type, frame: dict[str, Any]) -> dict[str, Any]:
+    serializer = serializer_class(data=frame)
+    if not serializer.is_valid():
+        raise FrameError(
+            "validation_error", _error_detail(serializer.errors), errors=serializer.errors
+        )
+    return dict(serializer.validated_data)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """One socket of one user in one room."""
+
+    user: User
+    room: Room
+    room_id: int
+    group_name: str
+
+    async def connect(self) -> None:
+        # Accept first: daphne turns a close before accept into a bare HTTP 403, and
+        # clients must see the 44xx code (API.md).
+        await self.accept()
+        user = scope_user(self.scope)
+        if user is None:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self.user = user
+        self.room_id = int(self.scope["url_route"]["kwargs"]["room_id"])
+        # Subscribe before reading the room, so no message committed after hello's
+        # last_seq is missed; one committed before it is dropped as a duplicate.
+        self.group_name = events.room_group_name(self.room_id)
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        room, access = await database_sync_to_async(socket_room)(room_id=self.room_id, user=user)
+        if room is None or access is not RoomAccess.MEMBER:
+            await self._leave_group()
+            await self.close(code=_close_code_for(access))
+            return
+        self.room = room
+        presence = get_presence_store()
+        first = await presence.join(self.room_id, user.pk, self.channel_name)
+        self.joined = True
+        hello = await database_sync_to_async(socket_hello)(
+            room=room, user=user, online_ids=await presence.online(self.room_id)
+        )
+        self.orderer = SeqOrderer(hello["last_seq"])
+        self.deliver_lock = asyncio.Lock()
+        self.gap_task: asyncio.Task[None] | None = None
+        self.last_typing = 0.0
+        await self.send(text_data=events.encode_frame(hello))
+        if first:
+            await events.send_presence(room_id=self.room_id, user=user, status="online")
+        self.refresh_task = asyncio.create_task(self._refresh_presence())
+
+    async def disconnect(self, code: int) -> None:
+        for task in (getattr(self, "refresh_task", None), getattr(self, "gap_task", None)):
+            if task is not None:
+                task.cancel()
+        await self._leave_group()
+        if getattr(self, "joined", False):
+            self.joined = False
+            try:
+                last = await get_presence_store().leave(
+                    self.room_id, self.user.pk, self.channel_name
+                )
+                if last:
+                    await events.send_presence(
+                        room_id=self.room_id, user=self.user, status="offline"
+                    )
+            except Exception:
+                logger.exception("presence leave failed for room %s", self.room_id)
+
+    async def _leave_group(self) -> None:
+        if hasattr(self, "group_name"):
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(self.group_name, self.channel_name)
+
+    async def _refresh_presence(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_INTERVAL)
+            try:
+                await get_presence_store().refresh(self.room_id, self.user.pk, self.channel_name)
+                # Re-subscribing is idempotent, and brings the socket back into its
+                # group if the layer's store lost it (a Redis restart without disk).
+                await self.channel_layer.group_add(self.group_name, self.channel_name)
+            except Exception:
+                logger.warning("presence refresh failed for room %s", self.room_id)
+
+    # Client frames ---------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not getattr(self, "joined", False):
+            return  # closing: frames that raced the close are ignored
+        client_id = None
+        try:
+            if text_data is None:
+                raise FrameError("invalid_json", "Frames must be text holding one JSON object.")
+            if _too_large(text_data):
+                await self.close(code=CLOSE_TOO_LARGE)
+                return
+            try:
+                frame = json.loads(text_data)
+            except (ValueError, RecursionError):
+                raise FrameError("invalid_json", "The frame is not valid JSON.") from None
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                raise FrameError("invalid_frame", "A frame is a JSON object with a string type.")
+            if isinstance(frame.get("client_id"), str):
+                client_id = frame["client_id"]
+            handler = self.frame_handlers.get(frame["type"])
+            if handler is None:
+                raise FrameError("unknown_type", f"Unknown frame type {frame['type']!r}.")
+            await handler(self, frame)
+        except FrameError as error:
+            await self._send_error(error, client_id)
+        except RateLimited as limited:
+            await self._send_error(
+                FrameError(
+                    "rate_limited",
+                    "You are sending faster than this room allows.",
+                    retry_after=round(limited.retry_after, 3),
+                ),
+                client_id,
+            )
+        except NotAMember:
+            await self.close(code=CLOSE_FORBIDDEN)
+        except Room.DoesNotExist:
+            await self.close(code=CLOSE_NOT_FOUND)
+        except DatabaseError:
+            logger.exception("database error on a frame in room %s", self.room_id)
+            await self._send_error(
+                FrameError("unavailable", "The server could not store this; send it again."),
+                client_id,
+            )
+        except Exception:
+            logger.exception("unexpected error on a frame in room %s", self.room_id)
+            await self._send_error(
+                FrameError("server_error", "The server failed on this frame; send it again."),
+                client_id,
+            )
+
+    async def _send_error(self, error: FrameError, client_id: str | None) -> None:
+        frame = {"type": "error", "code": error.code, "detail": error.detail}
+        frame.update(error.extra)
+        frame["client_id"] = client_id
+        await self.send(text_data=events.encode_frame(frame))
+
+    async def on_message_send(self, frame: dict[str, Any]) -> None:
+        data = _validated(MessageInputSerializer, frame)
+        payload = await database_sync_to_async(socket_send_message)(
+            room=self.room, user=self.user, **data
+        )
+        # Only now, after commit: the ack promises the message is stored.
+        await self.send(
+            text_data=events.encode_frame(
+                {"type": "message.ack", "client_id": data.get("client_id"), "message": payload}
+            )
+        )
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        is_typing = _validated(TypingFrameSerializer, frame)["is_typing"]
+        now = time.monotonic()
+        if is_typing and now - self.last_typing < TYPING_INTERVAL:
+            return
+        self.last_typing = now if is_typing else 0.0
+        await events.send_typing(room_id=self.room_id, user=self.user, is_typing=is_typing)
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        seq = _validated(ReadFrameSerializer, frame)["seq"]
+        await database_sync_to_async(socket_mark_read)(room=self.room, user=self.user, seq=seq)
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data='{"type":"pong"}')
+
+    frame_handlers = {
+        "message.send": on_message_send,
+        "typing": on_typing,
+        "read": on_read,
+        "ping": on_ping,
+    }
+
+    # Channel-layer events ----------------------------------------------------------
+
+    async def message_new(self, event: dict[str, Any]) -> None:
+        async with self.deliver_lock:
+            for text in self.orderer.offer(event["seq"], event["text"]):
+                await self.send(text_data=text)
+        if self.orderer.has_gap and self.gap_task is None:
+            self.gap_task = asyncio.create_task(self._fill_gap())
+
+    async def _fill_gap(self) -> None:
+        try:
+            await asyncio.sleep(GAP_WAIT)
+            while self.orderer.has_gap:
+                missing = await database_sync_to_async(socket_messages_after)(
+                    room=self.room, after=self.orderer.last_seq
+                )
+                if not missing:
+                    break
+                async with self.deliver_lock:
+                    for seq, text in missing:
+                        for ready in self.orderer.offer(seq, text):
+                            await self.send(text_data=ready)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("could not fill a seq gap in room %s", self.room_id)
+        finally:
+            self.gap_task = None
+
+    async def message_updated(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
+
+    async def message_deleted(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
+
+    async def typing(self, event: dict[str, Any]) -> None:
+        if event["user_id"] != self.user.pk:
+            await self.send(text_data=event["text"])
+
+    async def presence(self, event: dict[str, Any]) -> None:
+        if event["user_id"] != self.user.pk:
+            await self.send(text_data=event["text"])
+
+    async def room_updated(self, event: dict[str, Any]) -> None:
+        room, access = await database_sync_to_async(socket_room)(
+            room_id=self.room_id, user=self.user
+        )
+        if room is None or access is not RoomAccess.MEMBER:
+            await self._close_from_server(_close_code_for(access))
+            return
+        self.room = room
+        hello = await database_sync_to_async(socket_hello)(room=room, user=self.user, online_ids=[])
+        await self.send(
+            text_data=events.encode_frame({"type": "room.updated", "room": hello["room"]})
+        )
+
+    async def room_deleted(self, event: dict[str, Any]) -> None:
+        await self.send(
+            text_data=events.encode_frame({"type": "room.deleted", "room": event["room"]})
+        )
+        await self._close_from_server(CLOSE_NOT_FOUND)
+
+    async def member_removed(self, event: dict[str, Any]) -> None:
+        if event["user_id"] == self.user.pk:
+            await self._close_from_server(CLOSE_FORBIDDEN)
+
+    async def _close_from_server(self, code: int) -> None:
+        await self.close(code=code)
+        # Leave at once: presence and the group must not wait for the client's close.
+        await self.disconnect(code)
+
+
+def _too_large(text: str) -> bool:
+    limit = settings.CHAT_MAX_FRAME_BYTES
+    if len(text) > limit:
+        return True
+    return len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def _close_code_for(access: RoomAccess) -> int:
+    if access is RoomAccess.NOT_MEMBER:
+        return CLOSE_FORBIDDEN
+    return CLOSE_NOT_FOUND

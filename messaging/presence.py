@@ -1,0 +1,137 @@
+"""Who is online in a room, shared by every server process.
+
+Each open socket is an entry ``(user_id, channel_name)`` with an expiry that its
+consumer refreshes while it lives, so a process that dies without closing its sockets
+stops counting once their entries expire. With ``REDIS_URL`` the entries live in Redis
+(one sorted set per room, scored by expiry), which every process sees; without it, in
+this process's memory, which is all the in-memory channel layer can serve anyway.
+
+``join`` and ``leave`` say whether the socket was the user's first or last one in the
+room, which is when the room hears a ``presence`` event.
+"""
+
+import asyncio
+import functools
+import time
+import weakref
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+ENTRY_TTL = 90.0  # seconds an entry lives without a refresh
+REFRESH_INTERVAL = 30.0
+
+
+class PresenceStore(Protocol):
+    async def join(self, room_id: int, user_id: int, channel: str) -> bool: ...
+    async def leave(self, room_id: int, user_id: int, channel: str) -> bool: ...
+    async def refresh(self, room_id: int, user_id: int, channel: str) -> None: ...
+    async def online(self, room_id: int) -> list[int]: ...
+
+
+def _member(user_id: int, channel: str) -> str:
+    return f"{user_id}|{channel}"
+
+
+def _user_ids(members: list[str]) -> list[int]:
+    return sorted({int(member.split("|", 1)[0]) for member in members})
+
+
+class MemoryPresenceStore:
+    """One process's view; right for the in-memory channel layer."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[int, dict[str, float]] = {}
+
+    def _live(self, room_id: int) -> dict[str, float]:
+        now = time.monotonic()
+        entries = self._rooms.setdefault(room_id, {})
+        for member in [m for m, expiry in entries.items() if expiry <= now]:
+            del entries[member]
+        return entries
+
+    async def join(self, room_id: int, user_id: int, channel: str) -> bool:
+        entries = self._live(room_id)
+        entries[_member(user_id, channel)] = time.monotonic() + ENTRY_TTL
+        return self._count(entries, user_id) == 1
+
+    async def leave(self, room_id: int, user_id: int, channel: str) -> bool:
+        entries = self._live(room_id)
+        entries.pop(_member(user_id, channel), None)
+        if not entries:
+            self._rooms.pop(room_id, None)
+        return self._count(entries, user_id) == 0
+
+    async def refresh(self, room_id: int, user_id: int, channel: str) -> None:
+        self._live(room_id)[_member(user_id, channel)] = time.monotonic() + ENTRY_TTL
+
+    async def online(self, room_id: int) -> list[int]:
+        return _user_ids(list(self._live(room_id)))
+
+    @staticmethod
+    def _count(entries: dict[str, float], user_id: int) -> int:
+        prefix = f"{user_id}|"
+        return sum(1 for member in entries if member.startswith(prefix))
+
+
+class RedisPresenceStore:
+    """Shared by every process; each call is one MULTI, so first/last is decided atomically."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self._url = url
+        self._prefix = prefix
+        # redis.asyncio connections belong to the event loop that opened them.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _redis(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = aioredis.Redis.from_url(
+                self._url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+            )
+            self._clients[loop] = client
+        return client
+
+    def _key(self, room_id: int) -> str:
+        return f"{self._prefix}:presence:{room_id}"
+
+    async def _apply(self, room_id: int, *, add: str | None, remove: str | None) -> list[str]:
+        key = self._key(room_id)
+        now = time.time()
+        async with self._redis().pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            if add is not None:
+                pipe.zadd(key, {add: now + ENTRY_TTL})
+            if remove is not None:
+                pipe.zrem(key, remove)
+            pipe.zrange(key, 0, -1)
+            pipe.expire(key, int(ENTRY_TTL) + 10)
+            results = await pipe.execute()
+        members: list[str] = results[-2]
+        return members
+
+    async def join(self, room_id: int, user_id: int, channel: str) -> bool:
+        members = await self._apply(room_id, add=_member(user_id, channel), remove=None)
+        return sum(1 for m in members if m.startswith(f"{user_id}|")) == 1
+
+    async def leave(self, room_id: int, user_id: int, channel: str) -> bool:
+        members = await self._apply(room_id, add=None, remove=_member(user_id, channel))
+        return not any(m.startswith(f"{user_id}|") for m in members)
+
+    async def refresh(self, room_id: int, user_id: int, channel: str) -> None:
+        await self._apply(room_id, add=_member(user_id, channel), remove=None)
+
+    async def online(self, room_id: int) -> list[int]:
+        return _user_ids(await self._apply(room_id, add=None, remove=None))
+
+
+@functools.cache
+def get_presence_store() -> PresenceStore:
+    if settings.REDIS_URL:
+        prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi")
+        return RedisPresenceStore(settings.REDIS_URL, prefix)
+    return MemoryPresenceStore()

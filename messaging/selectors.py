@@ -1,0 +1,40 @@
+"""Reads about messages."""
+
+from django.db.models import QuerySet
+
+from accounts.models import User
+from messaging.models import Message
+from rooms.models import Room
+from rooms.selectors import room_list_visible
+
+
+def message_list_for_room(*, room: Room) -> QuerySet[Message]:
+    return Message.objects.filter(room=room).select_related("author")
+
+
+def message_list_page(
+    *, room: Room, before: int | None = None, after: int | None = None, limit: int
+) -> list[Message]:
+    """One keyset page by ``seq``: newest first, or oldest first after ``after``.
+
+    Walks the (room, seq) unique index, so a page costs the same at any depth.
+    """
+    messages = message_list_for_room(room=room)
+    if after is not None:
+        return list(messages.filter(seq__gt=after).order_by("seq")[:limit])
+    if before is not None:
+        messages = messages.filter(seq__lt=before)
+    return list(messages.order_by("-seq")[:limit])
+
+
+def message_get_for_user(*, message_id: int, user: User) -> Message | None:
+    """The message, if ``user`` may see its room (public, or a member of it)."""
+    return (
+        Message.objects.select_related("author", "room")
+        .filter(pk=message_id, room__in=room_list_visible(user=user))
+        .first()
+    )
+
+
+def user_list_brief(*, user_ids: list[int]) -> list[User]:
+    return list(User.objects.filter(pk__in=user_ids).order_by("username"))

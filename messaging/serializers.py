@@ -1,0 +1,96 @@
+import re
+from typing import Any
+
+from rest_framework import serializers
+
+from accounts.serializers import UserBriefSerializer
+from accounts.validators import has_forbidden_characters
+from messaging.models import Message
+
+MAX_BODY_LENGTH = 4000
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The largest seq a database column can hold (bigint); larger positions name nothing.
+MAX_SEQ = 2**63 - 1
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers instead of quietly turning them into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def validate_body(value: str) -> str:
+    if not value.strip():
+        raise serializers.ValidationError("The body may not be only white space.")
+    if has_forbidden_characters(value, allowed="\t\n\r"):
+        raise serializers.ValidationError(
+            "Control characters other than tab, newline and carriage return are not allowed."
+        )
+    return value
+
+
+class MessageSerializer(serializers.ModelSerializer[Message]):
+    """A message as history, acks and broadcasts show it."""
+
+    author = UserBriefSerializer(read_only=True)
+    room = serializers.IntegerField(source="room_id", read_only=True)
+    client_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "room",
+            "seq",
+            "author",
+            "body",
+            "client_id",
+            "created_at",
+            "edited_at",
+            "is_deleted",
+        ]
+        read_only_fields = fields
+
+    def get_client_id(self, message: Message) -> str | None:
+        return message.client_id or None
+
+
+class MessageInputSerializer(serializers.Serializer[Any]):
+    """What a client may send, over either transport. Anything else in the input is ignored."""
+
+    body = StrictCharField(max_length=MAX_BODY_LENGTH, trim_whitespace=False)
+    client_id = StrictCharField(required=False, max_length=64, trim_whitespace=False)
+
+    def validate_body(self, value: str) -> str:
+        return validate_body(value)
+
+    def validate_client_id(self, value: str) -> str:
+        if not CLIENT_ID_PATTERN.fullmatch(value):
+            raise serializers.ValidationError(
+                "At most 64 characters of letters, digits, '-' and '_'."
+            )
+        return value
+
+
+class MessageEditSerializer(serializers.Serializer[Any]):
+    """The new body of an edited message."""
+
+    body = StrictCharField(max_length=MAX_BODY_LENGTH, trim_whitespace=False)
+
+    def validate_body(self, value: str) -> str:
+        return validate_body(value)
+
+
+class ReadFrameSerializer(serializers.Serializer[Any]):
+    """A ``read`` frame: the seq the reader has reached."""
+
+    seq = serializers.IntegerField(min_value=0, max_value=MAX_SEQ)
+
+
+class TypingFrameSerializer(serializers.Serializer[Any]):
+    """A ``typing`` frame."""
+
+    is_typing = serializers.BooleanField()

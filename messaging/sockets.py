@@ -1,0 +1,71 @@
+"""The consumer's synchronous side: each function is one ``database_sync_to_async`` call.
+
+They adapt socket needs to the services and selectors, so the consumer never builds a
+queryset and every thread hop does all of its database work at once.
+"""
+
+import enum
+from typing import Any
+
+from accounts.models import User
+from accounts.serializers import UserBriefSerializer
+from messaging import events
+from messaging.selectors import message_list_page, user_list_brief
+from messaging.serializers import MessageSerializer
+from messaging.services import message_create
+from rooms.models import Room
+from rooms.selectors import room_get_for_user
+from rooms.serializers import RoomSerializer
+from rooms.services import room_mark_read
+
+GAP_FILL_LIMIT = 100
+
+
+class RoomAccess(enum.Enum):
+    MEMBER = "member"
+    NOT_MEMBER = "not_member"  # a public room the user has not joined
+    NOT_VISIBLE = "not_visible"  # no such room, or private and not the user's
+
+
+def socket_room(*, room_id: int, user: User) -> tuple[Room | None, RoomAccess]:
+    room = room_get_for_user(room_id=room_id, user=user)
+    if room is None:
+        return None, RoomAccess.NOT_VISIBLE
+    if not room.is_member:
+        return room, RoomAccess.NOT_MEMBER
+    return room, RoomAccess.MEMBER
+
+
+def socket_hello(*, room: Room, user: User, online_ids: list[int]) -> dict[str, Any]:
+    return {
+        "type": "hello",
+        "room": RoomSerializer(room).data,
+        "user": UserBriefSerializer(user).data,
+        "online": UserBriefSerializer(user_list_brief(user_ids=online_ids), many=True).data,
+        "last_seq": room.last_seq,
+    }
+
+
+def socket_send_message(
+    *, room: Room, user: User, body: str, client_id: str = ""
+) -> dict[str, Any]:
+    result = message_create(room=room, author=user, body=body, client_id=client_id)
+    return dict(MessageSerializer(result.message).data)
+
+
+def socket_mark_read(*, room: Room, user: User, seq: int) -> None:
+    room_mark_read(room=room, user=user, seq=seq)
+
+
+def socket_messages_after(*, room: Room, after: int) -> list[tuple[int, str]]:
+    """Stored messages after ``after``, each as its encoded ``message.new`` frame."""
+    page = message_list_page(room=room, after=after, limit=GAP_FILL_LIMIT)
+    return [
+        (
+            message.seq,
+            events.encode_frame(
+                {"type": "message.new", "message": MessageSerializer(message).data}
+            ),
+        )
+        for message in page
+    ]

@@ -1,0 +1,132 @@
+import math
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import User
+from messaging.models import Message
+from messaging.pagination import MessageSeqPagination
+from messaging.selectors import message_get_for_user, message_list_for_room
+from messaging.serializers import MessageEditSerializer, MessageInputSerializer, MessageSerializer
+from messaging.services import (
+    MessageNotEditable,
+    NotAMember,
+    RateLimited,
+    message_create,
+    message_delete,
+    message_update,
+)
+from rooms.models import Room
+from rooms.selectors import membership_get, room_get_visible
+
+
+def _throttled(limited: RateLimited) -> exceptions.Throttled:
+    return exceptions.Throttled(
+        wait=max(1, math.ceil(limited.retry_after)),
+        detail="You are sending faster than this room allows.",
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="History of a room, keyset-paginated by seq"),
+    create=extend_schema(
+        summary="Send a message",
+        request=MessageInputSerializer,
+        responses={
+            201: MessageSerializer,
+            200: OpenApiResponse(MessageSerializer, description="A repeated client_id"),
+            403: OpenApiResponse(description="Not a member of this public room"),
+            404: OpenApiResponse(description="No such room, or not visible to you"),
+            429: OpenApiResponse(description="Sending too fast; see Retry-After"),
+        },
+    ),
+)
+class RoomMessageViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[Message]
+):
+    """A room's history (GET) and sending over plain HTTP (POST)."""
+
+    serializer_class = MessageSerializer
+    pagination_class = MessageSeqPagination
+    queryset = Message.objects.none()
+
+    def get_room(self) -> Room:
+        assert isinstance(self.request.user, User)
+        room = room_get_visible(room_id=int(self.kwargs["room_pk"]), user=self.request.user)
+        if room is None:
+            raise exceptions.NotFound
+        return room
+
+    def get_queryset(self) -> QuerySet[Message]:
+        if getattr(self, "swagger_fake_view", False):
+            return Message.objects.none()
+        return message_list_for_room(room=self.get_room())
+
+    def create(self, request: Request, room_pk: str) -> Response:
+        assert isinstance(request.user, User)
+        room = self.get_room()
+        if membership_get(room_id=room.pk, user_id=request.user.pk) is None:
+            raise exceptions.PermissionDenied("Join the room to send messages to it.")
+        serializer = MessageInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = message_create(room=room, author=request.user, **serializer.validated_data)
+        except RateLimited as limited:
+            raise _throttled(limited) from None
+        except NotAMember:
+            raise exceptions.PermissionDenied("Join the room to send messages to it.") from None
+        except Room.DoesNotExist:
+            raise exceptions.NotFound from None
+        return Response(
+            MessageSerializer(result.message).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+@extend_schema_view(
+    partial_update=extend_schema(
+        summary="Edit your message",
+        request=MessageEditSerializer,
+        responses={200: MessageSerializer},
+    ),
+    destroy=extend_schema(summary="Delete a message (its author, or the room's owner)"),
+)
+class MessageViewSet(viewsets.GenericViewSet[Message]):
+    """Edit (author) and delete (author or room owner) one message."""
+
+    serializer_class = MessageSerializer
+    queryset = Message.objects.none()
+    http_method_names = ["patch", "delete", "options"]
+
+    def get_object(self) -> Message:
+        assert isinstance(self.request.user, User)
+        message = message_get_for_user(message_id=int(self.kwargs["pk"]), user=self.request.user)
+        if message is None:
+            raise exceptions.NotFound
+        return message
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        message = self.get_object()
+        if message.author_id != request.user.pk:
+            raise exceptions.PermissionDenied("Only its author can edit a message.")
+        serializer = MessageEditSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            message = message_update(message=message, body=serializer.validated_data["body"])
+        except MessageNotEditable:
+            raise exceptions.ValidationError(
+                {"detail": "A deleted message cannot be edited."}
+            ) from None
+        return Response(MessageSerializer(message).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        message = self.get_object()
+        if request.user.pk not in (message.author_id, message.room.owner_id):
+            raise exceptions.PermissionDenied(
+                "Only its author or the room's owner can delete a message."
+            )
+        message_delete(message=message)
+        return Response(status=status.HTTP_204_NO_CONTENT)

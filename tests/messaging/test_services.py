@@ -1,0 +1,177 @@
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from accounts.models import User
+from messaging.models import Message
+from messaging.services import (
+    MessageNotEditable,
+    NotAMember,
+    RateLimited,
+    message_create,
+    message_delete,
+    message_update,
+)
+from rooms.models import Membership, Room
+from tests.factories import MessageFactory, RoomFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_message_create_stores_the_next_seq_and_broadcasts_after_commit(
+    room: Room, user: User, django_capture_on_commit_callbacks
+) -> None:
+    with (
+        mock.patch("messaging.services.events.broadcast_message_created") as broadcast,
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+    ):
+        first = message_create(room=room, author=user, body="one").message
+        second = message_create(room=room, author=user, body="two").message
+        broadcast.assert_not_called()  # nothing is announced before the commit
+    for callback in callbacks:
+        callback()
+
+    assert [first.seq, second.seq] == [1, 2]
+    assert broadcast.call_args_list == [mock.call(first), mock.call(second)]
+    room.refresh_from_db()
+    assert room.last_seq == 2
+
+
+def test_sending_moves_the_senders_read_marker_to_the_message(room: Room, user: User) -> None:
+    message_create(room=room, author=user, body="hello")
+
+    assert Membership.objects.get(room=room, user=user).last_read_seq == 1
+
+
+def test_repeated_client_id_returns_the_original_and_broadcasts_nothing(
+    room: Room, user: User, django_capture_on_commit_callbacks
+) -> None:
+    original = message_create(room=room, author=user, body="hello", client_id="c-1").message
+
+    with (
+        mock.patch("messaging.services.events.broadcast_message_created") as broadcast,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        result = message_create(room=room, author=user, body="changed", client_id="c-1")
+
+    assert (result.created, result.message.pk, result.message.body) == (False, original.pk, "hello")
+    broadcast.assert_not_called()
+    assert Message.objects.count() == 1
+
+
+def test_the_same_client_id_from_another_author_is_a_new_message(room: Room, user: User) -> None:
+    other = UserFactory.create()
+    Membership.objects.create(room=room, user=other)
+
+    message_create(room=room, author=user, body="a", client_id="same")
+    result = message_create(room=room, author=other, body="b", client_id="same")
+
+    assert result.created
+    assert Message.objects.count() == 2
+
+
+def test_a_non_member_cannot_send_and_nothing_is_stored(room: Room) -> None:
+    outsider = UserFactory.create()
+
+    with pytest.raises(NotAMember):
+        message_create(room=room, author=outsider, body="hi")
+
+    room.refresh_from_db()
+    assert (room.last_seq, Message.objects.count()) == (0, 0)
+
+
+@override_settings(CHAT_MESSAGE_RATE=1.0, CHAT_MESSAGE_BURST=3)
+def test_the_token_bucket_refuses_past_the_burst_and_leaves_no_gap(room: Room, user: User) -> None:
+    for n in range(3):
+        message_create(room=room, author=user, body=f"m{n}")
+
+    with pytest.raises(RateLimited) as limited:
+        message_create(room=room, author=user, body="too many")
+
+    assert 0 < limited.value.retry_after <= 1.0
+    room.refresh_from_db()
+    assert room.last_seq == 3
+    assert list(Message.objects.values_list("seq", flat=True).order_by("seq")) == [1, 2, 3]
+
+
+@override_settings(CHAT_MESSAGE_RATE=1000.0, CHAT_MESSAGE_BURST=1)
+def test_the_token_bucket_refills_with_time(room: Room, user: User) -> None:
+    message_create(room=room, author=user, body="first")
+    a_second_later = timezone.now() + timedelta(seconds=1)
+    with mock.patch("messaging.services.timezone.now", return_value=a_second_later):
+        message_create(room=room, author=user, body="a second later")
+
+    assert Message.objects.count() == 2
+
+
+def test_editing_sets_edited_at_and_broadcasts(
+    room: Room, user: User, django_capture_on_commit_callbacks
+) -> None:
+    message = message_create(room=room, author=user, body="helo").message
+
+    with (
+        mock.patch("messaging.services.events.broadcast_message_updated") as broadcast,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        message_update(message=message, body="hello")
+
+    message.refresh_from_db()
+    assert (message.body, message.edited_at is not None) == ("hello", True)
+    broadcast.assert_called_once()
+
+
+def test_deleting_keeps_seq_and_empties_the_body_once(
+    room: Room, user: User, django_capture_on_commit_callbacks
+) -> None:
+    message = message_create(room=room, author=user, body="oops").message
+
+    with (
+        mock.patch("messaging.services.events.broadcast_message_deleted") as broadcast,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        message_delete(message=message)
+        message_delete(message=message)
+
+    message.refresh_from_db()
+    assert (message.seq, message.body, message.is_deleted) == (1, "", True)
+    broadcast.assert_called_once_with(message_id=message.pk, room_id=room.pk)
+
+
+def test_a_deleted_message_cannot_be_edited(room: Room) -> None:
+    message = MessageFactory.create(room=room, is_deleted=True, body="")
+
+    with pytest.raises(MessageNotEditable):
+        message_update(message=message, body="back")
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(CHAT_MESSAGE_RATE=1000.0, CHAT_MESSAGE_BURST=1000)
+def test_concurrent_senders_get_gap_free_seqs_in_commit_order() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    room = RoomFactory.create()
+    senders = UserFactory.create_batch(4)
+    Membership.objects.bulk_create([Membership(room=room, user=u) for u in senders])
+
+    def send_many(author: User) -> list[int]:
+        try:
+            return [
+                message_create(room=room, author=author, body=f"{author.pk}-{n}").message.seq
+                for n in range(15)
+            ]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        per_sender = list(pool.map(send_many, senders))
+
+    stored = list(Message.objects.order_by("seq").values_list("seq", "created_at"))
+    assert [seq for seq, _ in stored] == list(range(1, 61))
+    # Commit order: a later seq was never stamped before an earlier one.
+    assert [at for _, at in stored] == sorted(at for _, at in stored)
+    assert all(seqs == sorted(seqs) for seqs in per_sender)
