@@ -5,7 +5,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
 from accounts.models import User
-from accounts.services import user_display_name_or_default
+from accounts.services import user_display_name_or_default, user_set_active
 
 
 @admin.register(User)
@@ -28,3 +28,5 @@ class UserAdmin(DjangoUserAdmin):
             display_name=obj.display_name, username=obj.username
         )
         super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            user_set_active(user=obj, is_active=False)  # closes their live sockets

@@ -4,6 +4,8 @@ from django.db.models.functions import Lower
 
 from accounts.validators import validate_no_control_characters
 
+USERNAME_TAKEN = "A user with that username already exists."
+
 
 class CaseInsensitiveUserManager(UserManager["User"]):
     """Logs people in by username without regard to case, as usernames are unique that way."""
@@ -26,7 +28,7 @@ class User(AbstractUser):
             models.UniqueConstraint(
                 Lower("username"),
                 name="accounts_user_username_ci_unique",
-                violation_error_message="A user with that username already exists.",
+                violation_error_message=USERNAME_TAKEN,
             ),
         ]
 

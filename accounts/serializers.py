@@ -12,9 +12,8 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User
+from accounts.models import USERNAME_TAKEN, User
 from accounts.selectors import user_username_taken
-from accounts.services import USERNAME_TAKEN
 from accounts.validators import validate_no_control_characters
 
 USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length

@@ -1,13 +1,14 @@
+from functools import partial
+
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User
+from accounts.models import USERNAME_TAKEN, User
 from accounts.selectors import user_username_taken
-
-USERNAME_TAKEN = "A user with that username already exists."
+from messaging.events import broadcast_user_deactivated
 
 
 def user_display_name_or_default(*, display_name: str, username: str) -> str:
@@ -53,6 +54,16 @@ def user_update(*, user: User, display_name: str) -> User:
     )
     user.clean_fields(exclude=[f.name for f in User._meta.fields if f.name != "display_name"])
     user.save(update_fields=["display_name"])
+    return user
+
+
+def user_set_active(*, user: User, is_active: bool) -> User:
+    """Activates or deactivates a user. A deactivated user can no longer log in or
+    refresh (SimpleJWT checks ``is_active``), and their live sockets close with 4401."""
+    user.is_active = is_active
+    user.save(update_fields=["is_active"])
+    if not is_active:
+        transaction.on_commit(partial(broadcast_user_deactivated, user.pk))
     return user
 
 

@@ -5,6 +5,7 @@ import contextlib
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -14,10 +15,11 @@ from django.db import DatabaseError
 
 from accounts.models import User
 from messaging import events
-from messaging.middleware import scope_user
+from messaging.middleware import get_user_for_token, scope_user
 from messaging.ordering import SeqOrderer
 from messaging.presence import REFRESH_INTERVAL, get_presence_store
 from messaging.serializers import (
+    AuthFrameSerializer,
     MessageInputSerializer,
     ReadFrameSerializer,
     TypingFrameSerializer,
@@ -97,6 +99,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # last_seq is missed; one committed before it is dropped as a duplicate.
         self.group_name = events.room_group_name(self.room_id)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
+        await self.channel_layer.group_add(events.user_group_name(user.pk), self.channel_name)
         room, access = await database_sync_to_async(socket_room)(room_id=self.room_id, user=user)
         if room is None or access is not RoomAccess.MEMBER:
             await self._leave_group()
@@ -117,10 +120,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if first:
             await events.send_presence(room_id=self.room_id, user=user, status="online")
         self.refresh_task = asyncio.create_task(self._refresh_presence())
+        self.expiry_task = self._close_at_expiry(self.scope.get("token_exp"))
 
     async def disconnect(self, code: int) -> None:
-        for task in (getattr(self, "refresh_task", None), getattr(self, "gap_task", None)):
-            if task is not None:
+        tasks = ("refresh_task", "gap_task", "expiry_task")
+        for task in (getattr(self, name, None) for name in tasks):
+            # The expiry task may be the one closing: it must not cancel itself.
+            if task is not None and task is not asyncio.current_task():
                 task.cancel()
         await self._leave_group()
         if getattr(self, "joined", False):
@@ -140,6 +146,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if hasattr(self, "group_name"):
             with contextlib.suppress(Exception):
                 await self.channel_layer.group_discard(self.group_name, self.channel_name)
+                await self.channel_layer.group_discard(
+                    events.user_group_name(self.user.pk), self.channel_name
+                )
+
+    def _close_at_expiry(self, exp: float | None) -> asyncio.Task[None] | None:
+        """A socket lives as long as its access token, unless an ``auth`` frame renews it."""
+        if exp is None:
+            return None
+
+        async def close_when_expired() -> None:
+            await asyncio.sleep(max(0.0, exp - time.time()))
+            await self._close_from_server(CLOSE_UNAUTHORIZED)
+
+        return asyncio.create_task(close_when_expired())
 
     async def _refresh_presence(self) -> None:
         while True:
@@ -237,11 +257,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send(text_data='{"type":"pong"}')
 
+    async def on_auth(self, frame: dict[str, Any]) -> None:
+        token = _validated(AuthFrameSerializer, frame)["token"]
+        found = await database_sync_to_async(get_user_for_token)(token)
+        if found is None or found[0].pk != self.user.pk:
+            raise FrameError(
+                "validation_error", "token: not a valid access token of this socket's user."
+            )
+        exp = found[1].get("exp")
+        if self.expiry_task is not None:
+            self.expiry_task.cancel()
+        self.expiry_task = self._close_at_expiry(exp)
+        expires_at = datetime.fromtimestamp(exp, tz=UTC).isoformat().replace("+00:00", "Z")
+        await self.send(
+            text_data=events.encode_frame({"type": "auth.ok", "expires_at": expires_at})
+        )
+
     frame_handlers = {
         "message.send": on_message_send,
         "typing": on_typing,
         "read": on_read,
         "ping": on_ping,
+        "auth": on_auth,
     }
 
     # Channel-layer events ----------------------------------------------------------
@@ -309,6 +346,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def member_removed(self, event: dict[str, Any]) -> None:
         if event["user_id"] == self.user.pk:
             await self._close_from_server(CLOSE_FORBIDDEN)
+
+    async def user_deactivated(self, event: dict[str, Any]) -> None:
+        await self._close_from_server(CLOSE_UNAUTHORIZED)
 
     async def _close_from_server(self, code: int) -> None:
         await self.close(code=code)

@@ -25,6 +25,11 @@ def room_group_name(room_id: int) -> str:
     return f"room.{room_id}"
 
 
+def user_group_name(user_id: int) -> str:
+    """Every socket of one user, whatever its room."""
+    return f"user.{user_id}"
+
+
 def encode_frame(frame: dict[str, Any]) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
@@ -79,6 +84,16 @@ def broadcast_room_deleted(room_id: int) -> None:
 def broadcast_member_removed(room_id: int, user_id: int) -> None:
     """That user's sockets in the room close with 4403."""
     _group_send_after_commit(room_id, {"type": "member.removed", "user_id": user_id})
+
+
+def broadcast_user_deactivated(user_id: int) -> None:
+    """That user's sockets close with 4401."""
+    try:
+        layer = get_channel_layer()
+        assert layer is not None
+        async_to_sync(layer.group_send)(user_group_name(user_id), {"type": "user.deactivated"})
+    except Exception:
+        logger.exception("channel layer send failed for user %s", user_id)
 
 
 async def send_typing(*, room_id: int, user: User, is_typing: bool) -> None:

@@ -94,3 +94,9 @@ class TypingFrameSerializer(serializers.Serializer[Any]):
     """A ``typing`` frame."""
 
     is_typing = serializers.BooleanField()
+
+
+class AuthFrameSerializer(serializers.Serializer[Any]):
+    """An ``auth`` frame: a fresh access token that extends the socket's life."""
+
+    token = StrictCharField(max_length=4096)

@@ -1,3 +1,5 @@
+from unittest import mock
+
 import pytest
 from django.test import Client
 
@@ -75,3 +77,27 @@ def test_a_user_added_in_the_admin_without_display_name_shows_the_username(
     )
 
     assert User.objects.get(username="plain").display_name == "plain"
+
+
+def test_deactivating_a_user_in_the_admin_closes_their_sockets(
+    admin_client_for_users: Client, django_capture_on_commit_callbacks
+) -> None:
+    someone = UserFactory.create()
+    form = {
+        "username": someone.username,
+        "display_name": someone.display_name,
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        # is_active left out: the checkbox is unticked
+    }
+
+    with (
+        mock.patch("accounts.services.broadcast_user_deactivated") as closes_sockets,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = admin_client_for_users.post(f"/admin/accounts/user/{someone.pk}/change/", form)
+
+    assert response.status_code == 302, response.content[:2000]
+    someone.refresh_from_db()
+    assert someone.is_active is False
+    closes_sockets.assert_called_once_with(someone.pk)
