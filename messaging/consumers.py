@@ -11,6 +11,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
 
 from accounts.models import User
@@ -207,10 +208,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 ),
                 client_id,
             )
-        except NotAMember:
-            await self.close(code=CLOSE_FORBIDDEN)
+        except (NotAMember, PermissionDenied):
+            await self._close_from_server(CLOSE_FORBIDDEN)
         except Room.DoesNotExist:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self._close_from_server(CLOSE_NOT_FOUND)
         except DatabaseError:
             logger.exception("database error on a frame in room %s", self.room_id)
             await self._send_error(
