@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -85,6 +86,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     room: Room
     room_id: int
     group_name: str
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch hops to a worker thread before every message to close stale
+        # database connections: for a broadcast, once per receiving socket, all through
+        # one thread. Every database call here goes through database_sync_to_async,
+        # which closes stale connections itself, so events are handled on the loop.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         # Accept first: daphne turns a close before accept into a bare HTTP 403, and
