@@ -1,10 +1,11 @@
 """The chat WebSocket: transport only. Rules live in services and selectors."""
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
+import uuid
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +18,10 @@ from django.db import DatabaseError
 
 from accounts.models import User
 from messaging import events
+from messaging.hub import get_hub
 from messaging.middleware import get_user_for_token, scope_user
 from messaging.ordering import SeqOrderer
-from messaging.presence import REFRESH_INTERVAL, get_presence_store
+from messaging.presence import get_presence_store
 from messaging.serializers import (
     AuthFrameSerializer,
     MessageInputSerializer,
@@ -82,16 +84,22 @@ def _validated(serializer_class: type, frame: dict[str, Any]) -> dict[str, Any]:
 class ChatConsumer(AsyncWebsocketConsumer):
     """One socket of one user in one room."""
 
+    # No channel of its own: channel-layer events reach the socket through its
+    # process's hub (messaging.hub), one subscription per room per process. Channels
+    # gives a consumer a channel only when its alias names a configured layer.
+    channel_layer_alias = "chat.no-channel-per-socket"
+
     user: User
     room: Room
     room_id: int
-    group_name: str
+    socket_id: str
+    subscriptions: tuple[str, ...] = ()
+    joined = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch hops to a worker thread before every message to close stale
-        # database connections: for a broadcast, once per receiving socket, all through
-        # one thread. Every database call here goes through database_sync_to_async,
-        # which closes stale connections itself, so events are handled on the loop.
+        # database connections. Every database call here goes through
+        # database_sync_to_async, which closes stale connections itself.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -107,46 +115,50 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.room_id = int(self.scope["url_route"]["kwargs"]["room_id"])
+        self.socket_id = uuid.uuid4().hex
+        # Events wait in ``held`` until hello has gone out (and later, while a send
+        # waits for its ack), so the client sees them after, in arrival order.
+        self.holding = True
+        self.held: deque[dict[str, Any]] = deque()
+        self.gap_task: asyncio.Task[None] | None = None
+        self.expiry_task: asyncio.Task[None] | None = None
         # Subscribe before reading the room, so no message committed after hello's
         # last_seq is missed; one committed before it is dropped as a duplicate.
-        self.group_name = events.room_group_name(self.room_id)
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
-        await self.channel_layer.group_add(events.user_group_name(user.pk), self.channel_name)
+        self.subscriptions = (events.room_group_name(self.room_id), events.user_group_name(user.pk))
+        hub = get_hub()
+        for group in self.subscriptions:
+            await hub.subscribe(group, self)
         room, access = await database_sync_to_async(socket_room)(room_id=self.room_id, user=user)
         if room is None or access is not RoomAccess.MEMBER:
-            await self._leave_group()
+            self._unsubscribe()
             await self.close(code=_close_code_for(access))
             return
         self.room = room
         presence = get_presence_store()
-        first = await presence.join(self.room_id, user.pk, self.channel_name)
+        first = await presence.join(self.room_id, user.pk, self.socket_id)
         self.joined = True
         hello = await database_sync_to_async(socket_hello)(
             room=room, user=user, online_ids=await presence.online(self.room_id)
         )
         self.orderer = SeqOrderer(hello["last_seq"])
         self.deliver_lock = asyncio.Lock()
-        self.gap_task: asyncio.Task[None] | None = None
         self.last_typing = 0.0
         await self.send(text_data=events.encode_frame(hello))
         if first:
             await events.send_presence(room_id=self.room_id, user=user, status="online")
-        self.refresh_task = asyncio.create_task(self._refresh_presence())
         self.expiry_task = self._close_at_expiry(self.scope.get("token_exp"))
+        await self._release()
 
     async def disconnect(self, code: int) -> None:
-        tasks = ("refresh_task", "gap_task", "expiry_task")
-        for task in (getattr(self, name, None) for name in tasks):
+        for task in (getattr(self, "gap_task", None), getattr(self, "expiry_task", None)):
             # The expiry task may be the one closing: it must not cancel itself.
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
-        await self._leave_group()
-        if getattr(self, "joined", False):
+        self._unsubscribe()
+        if self.joined:
             self.joined = False
             try:
-                last = await get_presence_store().leave(
-                    self.room_id, self.user.pk, self.channel_name
-                )
+                last = await get_presence_store().leave(self.room_id, self.user.pk, self.socket_id)
                 if last:
                     await events.send_presence(
                         room_id=self.room_id, user=self.user, status="offline"
@@ -154,13 +166,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             except Exception:
                 logger.exception("presence leave failed for room %s", self.room_id)
 
-    async def _leave_group(self) -> None:
-        if hasattr(self, "group_name"):
-            with contextlib.suppress(Exception):
-                await self.channel_layer.group_discard(self.group_name, self.channel_name)
-                await self.channel_layer.group_discard(
-                    events.user_group_name(self.user.pk), self.channel_name
-                )
+    def _unsubscribe(self) -> None:
+        hub = get_hub()
+        for group in self.subscriptions:
+            hub.unsubscribe(group, self)
+        self.subscriptions = ()
 
     def _close_at_expiry(self, exp: float | None) -> asyncio.Task[None] | None:
         """A socket lives as long as its access token, unless an ``auth`` frame renews it."""
@@ -173,16 +183,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         return asyncio.create_task(close_when_expired())
 
-    async def _refresh_presence(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_INTERVAL)
-            try:
-                await get_presence_store().refresh(self.room_id, self.user.pk, self.channel_name)
-                # Re-subscribing is idempotent, and brings the socket back into its
-                # group if the layer's store lost it (a Redis restart without disk).
-                await self.channel_layer.group_add(self.group_name, self.channel_name)
-            except Exception:
-                logger.warning("presence refresh failed for room %s", self.room_id)
+    async def refresh_presence(self) -> None:
+        """Called by the hub every REFRESH_INTERVAL, so a live socket keeps counting."""
+        if self.joined:
+            await get_presence_store().refresh(self.room_id, self.user.pk, self.socket_id)
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """Called by the hub with each event of this socket's groups, in arrival order."""
+        if self.holding:
+            self.held.append(event)
+        else:
+            await self._handle_event(event)
+
+    async def _handle_event(self, event: dict[str, Any]) -> None:
+        handler = getattr(self, "on_event_" + get_handler_name(event), None)
+        if handler is not None:
+            await handler(event)
+
+    async def _release(self) -> None:
+        """Hands on the events held back, in order, then lets new ones straight through."""
+        while self.held:
+            await self._handle_event(self.held.popleft())
+        self.holding = False
 
     # Client frames ---------------------------------------------------------------
 
@@ -244,15 +266,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_message_send(self, frame: dict[str, Any]) -> None:
         data = _validated(MessageInputSerializer, frame)
-        payload = await database_sync_to_async(socket_send_message)(
-            room=self.room, user=self.user, **data
-        )
-        # Only now, after commit: the ack promises the message is stored.
-        await self.send(
-            text_data=events.encode_frame(
-                {"type": "message.ack", "client_id": data.get("client_id"), "message": payload}
+        # The broadcast of this message may reach the hub before the ack is out; the
+        # sender must see the ack first, so its events wait until then.
+        self.holding = True
+        try:
+            payload = await database_sync_to_async(socket_send_message)(
+                room=self.room, user=self.user, **data
             )
-        )
+            # Only now, after commit: the ack promises the message is stored.
+            await self.send(
+                text_data=events.encode_frame(
+                    {"type": "message.ack", "client_id": data.get("client_id"), "message": payload}
+                )
+            )
+        finally:
+            await self._release()
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         is_typing = _validated(TypingFrameSerializer, frame)["is_typing"]
@@ -293,9 +321,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "auth": on_auth,
     }
 
-    # Channel-layer events ----------------------------------------------------------
+    # Channel-layer events, from the hub --------------------------------------------
 
-    async def message_new(self, event: dict[str, Any]) -> None:
+    async def on_event_message_new(self, event: dict[str, Any]) -> None:
         async with self.deliver_lock:
             for text in self.orderer.offer(event["seq"], event["text"]):
                 await self.send(text_data=text)
@@ -322,21 +350,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         finally:
             self.gap_task = None
 
-    async def message_updated(self, event: dict[str, Any]) -> None:
+    async def on_event_message_updated(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["text"])
 
-    async def message_deleted(self, event: dict[str, Any]) -> None:
+    async def on_event_message_deleted(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["text"])
 
-    async def typing(self, event: dict[str, Any]) -> None:
+    async def on_event_typing(self, event: dict[str, Any]) -> None:
         if event["user_id"] != self.user.pk:
             await self.send(text_data=event["text"])
 
-    async def presence(self, event: dict[str, Any]) -> None:
+    async def on_event_presence(self, event: dict[str, Any]) -> None:
         if event["user_id"] != self.user.pk:
             await self.send(text_data=event["text"])
 
-    async def room_updated(self, event: dict[str, Any]) -> None:
+    async def on_event_room_updated(self, event: dict[str, Any]) -> None:
         room, access = await database_sync_to_async(socket_room)(
             room_id=self.room_id, user=self.user
         )
@@ -349,17 +377,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             text_data=events.encode_frame({"type": "room.updated", "room": hello["room"]})
         )
 
-    async def room_deleted(self, event: dict[str, Any]) -> None:
+    async def on_event_room_deleted(self, event: dict[str, Any]) -> None:
         await self.send(
             text_data=events.encode_frame({"type": "room.deleted", "room": event["room"]})
         )
         await self._close_from_server(CLOSE_NOT_FOUND)
 
-    async def member_removed(self, event: dict[str, Any]) -> None:
+    async def on_event_member_removed(self, event: dict[str, Any]) -> None:
         if event["user_id"] == self.user.pk:
             await self._close_from_server(CLOSE_FORBIDDEN)
 
-    async def user_deactivated(self, event: dict[str, Any]) -> None:
+    async def on_event_user_deactivated(self, event: dict[str, Any]) -> None:
         await self._close_from_server(CLOSE_UNAUTHORIZED)
 
     async def _close_from_server(self, code: int) -> None:

@@ -35,9 +35,15 @@ def encode_frame(frame: dict[str, Any]) -> str:
 
 
 async def group_send(room_id: int, event: dict[str, Any]) -> None:
+    await _send_to_group(room_group_name(room_id), event)
+
+
+async def _send_to_group(group: str, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     assert layer is not None
-    await layer.group_send(room_group_name(room_id), event)
+    # The group travels with the event: each process's hub reads one channel for all
+    # of its groups and hands the event to the sockets of this one (messaging.hub).
+    await layer.group_send(group, {**event, "group": group})
 
 
 def _group_send_after_commit(room_id: int, event: dict[str, Any]) -> None:
@@ -89,9 +95,7 @@ def broadcast_member_removed(room_id: int, user_id: int) -> None:
 def broadcast_user_deactivated(user_id: int) -> None:
     """That user's sockets close with 4401."""
     try:
-        layer = get_channel_layer()
-        assert layer is not None
-        async_to_sync(layer.group_send)(user_group_name(user_id), {"type": "user.deactivated"})
+        async_to_sync(_send_to_group)(user_group_name(user_id), {"type": "user.deactivated"})
     except Exception:
         logger.exception("channel layer send failed for user %s", user_id)
 

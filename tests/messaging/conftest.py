@@ -9,6 +9,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from config.asgi import application
+from messaging.hub import close_hub
 from rooms.models import Room
 
 ORIGIN = (b"origin", b"http://localhost")
@@ -50,10 +51,14 @@ async def receive_until(communicator: WebsocketCommunicator, frame_type: str) ->
 
 
 @pytest.fixture(autouse=True)
-async def _close_worker_connections() -> AsyncIterator[None]:
-    """Closes the connection the consumers' worker thread opened, so the test database
-    can be flushed and dropped (PostgreSQL refuses while a session is open)."""
+async def _fresh_loop_state() -> AsyncIterator[None]:
+    """Undoes what one test's event loop left behind for the next one.
+
+    The hub belongs to its loop and is closed with it. The connection the consumers'
+    worker thread opened is closed, so the test database can be flushed and dropped.
+    """
     yield
+    await close_hub()
     await database_sync_to_async(connections.close_all)()
 
 

@@ -1,0 +1,161 @@
+"""Per-process fan-out: one channel-layer subscription per group per process.
+
+Channels' usual pattern gives every socket its own channel and adds it to the room's
+group, so a broadcast into a room of N sockets is N channel-layer messages, N copies
+and N wake-ups. Here each server process (each event loop) has one channel, the
+``Hub``'s: it joins a group when the first local socket needs it and leaves when the
+last one is gone, reads every event once and hands it to the local sockets by a plain
+method call, in the order it arrived. The groups and the events on the layer stay as
+they were, so processes still reach each other through Redis.
+
+The hub also keeps its subscriptions alive: every ``REFRESH_INTERVAL`` it re-joins its
+groups (a Redis restarted without persistence has forgotten them) and refreshes the
+presence entries of its sockets.
+"""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import weakref
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+
+from messaging.presence import REFRESH_INTERVAL
+
+logger = logging.getLogger(__name__)
+
+STOP = "hub.stop"
+
+
+class Listener(Protocol):
+    """A local socket: what the hub needs of a consumer."""
+
+    async def deliver(self, event: dict[str, Any]) -> None: ...
+
+    async def refresh_presence(self) -> None: ...
+
+
+class Hub:
+    """The one subscriber to the channel layer in this process's event loop."""
+
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        assert self.layer is not None, "a channel layer must be configured"
+        self.channel: str | None = None
+        self.groups: dict[str, set[Listener]] = {}
+        # group_add and group_discard of one group must not overtake each other.
+        self.membership_lock = asyncio.Lock()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def _start(self) -> str:
+        if self.channel is None:
+            # A prefix of its own: channels-redis keeps a lock per prefix, bound to the
+            # event loop that first used it.
+            self.channel = await self.layer.new_channel(f"hub.{uuid.uuid4().hex[:12]}.")
+            self.tasks = [
+                asyncio.create_task(self._read(), name="hub-reader"),
+                asyncio.create_task(self._maintain(), name="hub-maintenance"),
+            ]
+        return self.channel
+
+    async def subscribe(self, group: str, listener: Listener) -> None:
+        channel = await self._start()
+        listeners = self.groups.get(group)
+        if listeners is None:
+            listeners = self.groups[group] = set()
+            async with self.membership_lock:
+                await self.layer.group_add(group, channel)
+        listeners.add(listener)
+
+    def unsubscribe(self, group: str, listener: Listener) -> None:
+        """Stops delivering to ``listener``; empty groups are left by the maintenance task."""
+        listeners = self.groups.get(group)
+        if listeners is not None:
+            listeners.discard(listener)
+
+    async def close(self, *, leave_groups: bool = True) -> None:
+        """Stops reading and, unless told not to, leaves every group."""
+        if self.channel is not None:
+            # Stop the reader with a message rather than a cancel: cancelling a blocking
+            # read can leave its Redis connection mid-reply for the next user.
+            await self.layer.send(self.channel, {"type": STOP})
+        for task in self.tasks:
+            if task.get_name() != "hub-reader":
+                task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks = []
+        if self.channel is not None and leave_groups:
+            async with self.membership_lock:
+                for group in list(self.groups):
+                    await self.layer.group_discard(group, self.channel)
+        self.groups.clear()
+        self.channel = None
+
+    async def _read(self) -> None:
+        assert self.channel is not None
+        while True:
+            try:
+                event = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub could not read from the channel layer; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if event.get("type") == STOP:
+                return
+            for listener in list(self.groups.get(event.get("group", ""), ())):
+                try:
+                    await listener.deliver(event)
+                except Exception:
+                    logger.exception("delivering %s to a socket failed", event.get("type"))
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_INTERVAL)
+            try:
+                await self.maintain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("hub maintenance failed; retrying later", exc_info=True)
+
+    async def maintain(self) -> None:
+        """Leave empty groups, re-join the others, refresh the sockets' presence."""
+        assert self.channel is not None
+        async with self.membership_lock:
+            for group, listeners in list(self.groups.items()):
+                if listeners:
+                    await self.layer.group_add(group, self.channel)
+                else:
+                    del self.groups[group]
+                    await self.layer.group_discard(group, self.channel)
+        seen: set[int] = set()
+        for listeners in list(self.groups.values()):
+            for listener in list(listeners):
+                if id(listener) not in seen:
+                    seen.add(id(listener))
+                    await listener.refresh_presence()
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+    return hub
+
+
+async def close_hub(*, leave_groups: bool = True) -> None:
+    """Closes the running loop's hub, if it has one."""
+    hub = _hubs.pop(asyncio.get_running_loop(), None)
+    if hub is not None:
+        await hub.close(leave_groups=leave_groups)
