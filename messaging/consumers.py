@@ -184,7 +184,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return asyncio.create_task(close_when_expired())
 
     async def refresh_presence(self) -> None:
-        """Called by the hub every REFRESH_INTERVAL, so a live socket keeps counting."""
+        """Called by the hub every ``CHAT_REFRESH_SECONDS``, so a live socket keeps counting."""
         if self.joined:
             await get_presence_store().refresh(self.room_id, self.user.pk, self.socket_id)
 

@@ -8,7 +8,7 @@ last one is gone, reads every event once and hands it to the local sockets by a 
 method call, in the order it arrived. The groups and the events on the layer stay as
 they were, so processes still reach each other through Redis.
 
-The hub also keeps its subscriptions alive: every ``REFRESH_INTERVAL`` it re-joins its
+The hub also keeps its subscriptions alive: every ``CHAT_REFRESH_SECONDS`` it re-joins its
 groups (a Redis restarted without persistence has forgotten them) and refreshes the
 presence entries of its sockets.
 """
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from messaging.presence import REFRESH_INTERVAL
+from messaging.presence import refresh_interval
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Hub:
 
     async def _maintain(self) -> None:
         while True:
-            await asyncio.sleep(REFRESH_INTERVAL)
+            await asyncio.sleep(refresh_interval())
             try:
                 await self.maintain()
             except asyncio.CancelledError:

@@ -19,8 +19,15 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from django.conf import settings
 
-ENTRY_TTL = 90.0  # seconds an entry lives without a refresh
-REFRESH_INTERVAL = 30.0
+
+def refresh_interval() -> float:
+    """Seconds between refreshes of a live socket's entry (``CHAT_REFRESH_SECONDS``)."""
+    return float(settings.CHAT_REFRESH_SECONDS)
+
+
+def entry_ttl() -> float:
+    """Seconds an entry lives without a refresh: three missed refreshes."""
+    return 3 * refresh_interval()
 
 
 class PresenceStore(Protocol):
@@ -53,7 +60,7 @@ class MemoryPresenceStore:
 
     async def join(self, room_id: int, user_id: int, channel: str) -> bool:
         entries = self._live(room_id)
-        entries[_member(user_id, channel)] = time.monotonic() + ENTRY_TTL
+        entries[_member(user_id, channel)] = time.monotonic() + entry_ttl()
         return self._count(entries, user_id) == 1
 
     async def leave(self, room_id: int, user_id: int, channel: str) -> bool:
@@ -64,7 +71,7 @@ class MemoryPresenceStore:
         return self._count(entries, user_id) == 0
 
     async def refresh(self, room_id: int, user_id: int, channel: str) -> None:
-        self._live(room_id)[_member(user_id, channel)] = time.monotonic() + ENTRY_TTL
+        self._live(room_id)[_member(user_id, channel)] = time.monotonic() + entry_ttl()
 
     async def online(self, room_id: int) -> list[int]:
         return _user_ids(list(self._live(room_id)))
@@ -105,11 +112,11 @@ class RedisPresenceStore:
         async with self._redis().pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(key, "-inf", now)
             if add is not None:
-                pipe.zadd(key, {add: now + ENTRY_TTL})
+                pipe.zadd(key, {add: now + entry_ttl()})
             if remove is not None:
                 pipe.zrem(key, remove)
             pipe.zrange(key, 0, -1)
-            pipe.expire(key, int(ENTRY_TTL) + 10)
+            pipe.expire(key, int(entry_ttl()) + 10)
             results = await pipe.execute()
         members: list[str] = results[-2]
         return members

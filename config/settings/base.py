@@ -215,6 +215,10 @@ CHAT_MAX_FRAME_BYTES = 16 * 1024
 # LOGGING
 # ------------------------------------------------------------------------------
 LOGGING = {
+# How often each process re-joins its channel-layer groups (a Redis restarted without
+# persistence forgets them) and refreshes its sockets' presence, which lapses after
+# three missed refreshes.
+CHAT_REFRESH_SECONDS = env.float("CHAT_REFRESH_SECONDS", default=30.0)
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
