@@ -28,15 +28,15 @@ from messaging.serializers import (
     ReadFrameSerializer,
     TypingFrameSerializer,
 )
-from messaging.services import NotAMember, RateLimited
+from messaging.services import MessageDraft, NotAMember, RateLimited
 from messaging.sockets import (
     RoomAccess,
     socket_hello,
     socket_mark_read,
     socket_messages_after,
     socket_room,
-    socket_send_message,
 )
+from messaging.writer import get_writer
 from rooms.models import Room
 
 logger = logging.getLogger(__name__)
@@ -270,8 +270,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # sender must see the ack first, so its events wait until then.
         self.holding = True
         try:
-            payload = await database_sync_to_async(socket_send_message)(
-                room=self.room, user=self.user, **data
+            payload = await get_writer().submit(
+                MessageDraft(room_id=self.room_id, author=self.user, **data)
             )
             # Only now, after commit: the ack promises the message is stored.
             await self.send(

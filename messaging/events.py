@@ -58,12 +58,22 @@ def _group_send_after_commit(room_id: int, event: dict[str, Any]) -> None:
         logger.exception("channel layer send failed for room %s (%s)", room_id, event["type"])
 
 
-def broadcast_message_created(message: Message) -> None:
-    data = MessageSerializer(message).data
-    text = encode_frame({"type": "message.new", "message": data})
-    _group_send_after_commit(
-        message.room_id, {"type": "message.new", "seq": message.seq, "text": text}
-    )
+def broadcast_messages_created(messages: list[Message]) -> None:
+    """``message.new`` for each message, in order, with one hop to the event loop."""
+    sends = []
+    for message in messages:
+        data = MessageSerializer(message).data
+        text = encode_frame({"type": "message.new", "message": data})
+        sends.append((message.room_id, {"type": "message.new", "seq": message.seq, "text": text}))
+
+    async def send_all() -> None:
+        for room_id, event in sends:
+            await group_send(room_id, event)
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        logger.exception("channel layer send failed for %d new messages", len(sends))
 
 
 def broadcast_message_updated(message: Message) -> None:

@@ -1,11 +1,13 @@
 """Writes about messages, shared by the REST views and the WebSocket consumer."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -36,14 +38,23 @@ class MessageCreateResult:
     created: bool
 
 
-def _message_by_client_id(*, room_id: int, author: User, client_id: str) -> Message | None:
-    if not client_id:
-        return None
-    return (
-        Message.objects.select_related("author")
-        .filter(room_id=room_id, author=author, client_id=client_id)
-        .first()
-    )
+@dataclass(frozen=True)
+class MessageDraft:
+    """A validated message its author asked to send."""
+
+    room_id: int
+    author: User
+    body: str
+    client_id: str = ""
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        return (self.room_id, self.author.pk, self.client_id)
+
+
+# What became of one draft: stored (or the original of a repeated client_id), or the
+# reason it was refused, with nothing stored for it.
+Outcome = MessageCreateResult | NotAMember | RateLimited | Room.DoesNotExist
 
 
 def _take_send_token(membership: Membership, now: datetime) -> None:
@@ -60,57 +71,144 @@ def _take_send_token(membership: Membership, now: datetime) -> None:
     membership.send_checked_at = now
 
 
+def _originals(drafts: Sequence[MessageDraft]) -> dict[tuple[int, int, str], Message]:
+    """The stored messages that drafts repeat by client_id, in one query."""
+    wanted = Q()
+    for draft in drafts:
+        if draft.client_id:
+            wanted |= Q(room_id=draft.room_id, author_id=draft.author.pk, client_id=draft.client_id)
+    if not wanted:
+        return {}
+    found = Message.objects.select_related("author").filter(wanted)
+    return {(m.room_id, m.author_id, m.client_id): m for m in found}
+
+
 def message_create(
     *, room: Room, author: User, body: str, client_id: str = ""
 ) -> MessageCreateResult:
     """Store a message as the next ``seq`` of its room, then broadcast it after commit.
 
-    Called from both the REST view and the WebSocket consumer with validated input
-    (``MessageInputSerializer``). A repeated ``client_id`` from the same author in the
-    same room returns the original message and stores and broadcasts nothing.
+    Called from the REST view with validated input (``MessageInputSerializer``); the
+    WebSocket consumer sends through ``message_create_many``, which this uses too. A
+    repeated ``client_id`` from the same author in the same room returns the original
+    message and stores and broadcasts nothing.
 
     Raises ``NotAMember``, ``RateLimited`` or ``Room.DoesNotExist``; nothing is stored then.
     """
-    original = _message_by_client_id(room_id=room.pk, author=author, client_id=client_id)
-    if original is not None:
-        return MessageCreateResult(message=original, created=False)
-    try:
-        with transaction.atomic():
-            # The room row is the counter: locking it serializes the room's writers,
-            # so seq follows commit order with no gaps, and the clock is read only
-            # once the lock is held, so created_at follows seq too. Every path that
-            # locks both a room and a membership locks the room first.
-            locked = Room.objects.select_for_update().filter(pk=room.pk)
-            last_seq = locked.values_list("last_seq", flat=True).first()
-            if last_seq is None:
-                raise Room.DoesNotExist
-            seq = last_seq + 1
-            now = timezone.now()
-            Room.objects.filter(pk=room.pk).update(last_seq=seq, last_activity_at=now)
-            membership = (
-                Membership.objects.select_for_update().filter(room_id=room.pk, user=author).first()
-            )
+    draft = MessageDraft(room_id=room.pk, author=author, body=body, client_id=client_id)
+    outcome = message_create_many([draft])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def message_create_many(drafts: Sequence[MessageDraft]) -> list[Outcome]:
+    """Store many messages in one transaction (group commit); broadcast them after it.
+
+    Each draft gets its outcome, in order: a ``MessageCreateResult``, or the exception
+    that refused it (``NotAMember``, ``RateLimited``, ``Room.DoesNotExist``). Messages
+    take their rooms' next seqs in the order of ``drafts``.
+    """
+    outcomes: list[Outcome | None] = [None] * len(drafts)
+    originals = _originals(drafts)
+    pending = []
+    for index, draft in enumerate(drafts):
+        original = originals.get(draft.key) if draft.client_id else None
+        if original is not None:
+            outcomes[index] = MessageCreateResult(message=original, created=False)
+        else:
+            pending.append(index)
+    if pending:
+        try:
+            created = _store(drafts, pending, outcomes)
+        except IntegrityError:
+            # Another writer stored one of these client_ids since we looked: retry
+            # one at a time, each then finding its original or storing alone.
+            if len(pending) == 1:
+                draft = drafts[pending[0]]
+                original = _originals([draft]).get(draft.key)
+                if original is None:
+                    raise
+                outcomes[pending[0]] = MessageCreateResult(message=original, created=False)
+            else:
+                for index in pending:
+                    outcomes[index] = message_create_many([drafts[index]])[0]
+            created = []
+        if created:
+            transaction.on_commit(partial(events.broadcast_messages_created, created))
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
+def _store(
+    drafts: Sequence[MessageDraft], pending: list[int], outcomes: list[Outcome | None]
+) -> list[Message]:
+    """Stores the pending drafts, filling in their outcomes; the messages it created."""
+    with transaction.atomic():
+        # A room's row is its counter: locking it serializes the room's writers, so
+        # seq follows commit order with no gaps, and the clock is read only once the
+        # locks are held, so created_at follows seq too. Rooms are locked before
+        # memberships, each in id order, on every path that locks both.
+        room_ids = sorted({drafts[index].room_id for index in pending})
+        last_seqs = dict(
+            Room.objects.select_for_update()
+            .filter(pk__in=room_ids)
+            .order_by("pk")
+            .values_list("pk", "last_seq")
+        )
+        memberships = {
+            (m.room_id, m.user_id): m
+            for m in Membership.objects.select_for_update()
+            .filter(room_id__in=room_ids, user_id__in={drafts[i].author.pk for i in pending})
+            .order_by("pk")
+        }
+        now = timezone.now()
+        created: list[Message] = []
+        in_batch: dict[tuple[int, int, str], Message] = {}
+        senders: dict[int, Membership] = {}
+        for index in pending:
+            draft = drafts[index]
+            if draft.room_id not in last_seqs:
+                outcomes[index] = Room.DoesNotExist()
+                continue
+            if draft.client_id and draft.key in in_batch:
+                outcomes[index] = MessageCreateResult(message=in_batch[draft.key], created=False)
+                continue
+            membership = memberships.get((draft.room_id, draft.author.pk))
             if membership is None:
-                raise NotAMember
-            _take_send_token(membership, now)
-            membership.last_read_seq = max(membership.last_read_seq, seq)
-            membership.save(update_fields=["send_allowance", "send_checked_at", "last_read_seq"])
-            message = Message.objects.create(
-                room_id=room.pk,
-                author=author,
+                outcomes[index] = NotAMember()
+                continue
+            try:
+                _take_send_token(membership, now)
+            except RateLimited as limited:
+                outcomes[index] = limited
+                continue
+            seq = last_seqs[draft.room_id] = last_seqs[draft.room_id] + 1
+            message = Message(
+                room_id=draft.room_id,
+                author=draft.author,
                 seq=seq,
-                body=body,
-                client_id=client_id,
+                body=draft.body,
+                client_id=draft.client_id,
                 created_at=now,
             )
-    except IntegrityError:
-        # Two sends of one client_id raced; the other one won and is the original.
-        original = _message_by_client_id(room_id=room.pk, author=author, client_id=client_id)
-        if original is None:
-            raise
-        return MessageCreateResult(message=original, created=False)
-    transaction.on_commit(partial(events.broadcast_message_created, message))
-    return MessageCreateResult(message=message, created=True)
+            membership.last_read_seq = max(membership.last_read_seq, seq)
+            senders[membership.pk] = membership
+            created.append(message)
+            outcomes[index] = MessageCreateResult(message=message, created=True)
+            if draft.client_id:
+                in_batch[draft.key] = message
+        if created:
+            Message.objects.bulk_create(created)
+            touched = {message.room_id for message in created}
+            Room.objects.bulk_update(
+                [Room(pk=pk, last_seq=last_seqs[pk], last_activity_at=now) for pk in touched],
+                ["last_seq", "last_activity_at"],
+            )
+            Membership.objects.bulk_update(
+                list(senders.values()), ["send_allowance", "send_checked_at", "last_read_seq"]
+            )
+    return created
 
 
 def message_update(*, message: Message, body: str) -> Message:

@@ -12,7 +12,7 @@ from accounts.serializers import UserBriefSerializer
 from messaging import events
 from messaging.selectors import message_list_page, user_list_brief
 from messaging.serializers import MessageSerializer
-from messaging.services import message_create
+from messaging.services import MessageDraft, message_create_many
 from rooms.models import Room
 from rooms.selectors import room_get_for_user
 from rooms.serializers import RoomSerializer
@@ -46,11 +46,13 @@ def socket_hello(*, room: Room, user: User, online_ids: list[int]) -> dict[str, 
     }
 
 
-def socket_send_message(
-    *, room: Room, user: User, body: str, client_id: str = ""
-) -> dict[str, Any]:
-    result = message_create(room=room, author=user, body=body, client_id=client_id)
-    return dict(MessageSerializer(result.message).data)
+def socket_send_messages(drafts: list[MessageDraft]) -> list[dict[str, Any] | Exception]:
+    """Stores a batch of sends (``messaging.writer``); each as its ack's message, or the
+    exception that refused it."""
+    return [
+        outcome if isinstance(outcome, Exception) else dict(MessageSerializer(outcome.message).data)
+        for outcome in message_create_many(drafts)
+    ]
 
 
 def socket_mark_read(*, room: Room, user: User, seq: int) -> None:

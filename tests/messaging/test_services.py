@@ -8,10 +8,12 @@ from django.utils import timezone
 from accounts.models import User
 from messaging.models import Message
 from messaging.services import (
+    MessageDraft,
     MessageNotEditable,
     NotAMember,
     RateLimited,
     message_create,
+    message_create_many,
     message_delete,
     message_update,
 )
@@ -25,7 +27,7 @@ def test_message_create_stores_the_next_seq_and_broadcasts_after_commit(
     room: Room, user: User, django_capture_on_commit_callbacks
 ) -> None:
     with (
-        mock.patch("messaging.services.events.broadcast_message_created") as broadcast,
+        mock.patch("messaging.services.events.broadcast_messages_created") as broadcast,
         django_capture_on_commit_callbacks(execute=False) as callbacks,
     ):
         first = message_create(room=room, author=user, body="one").message
@@ -35,7 +37,7 @@ def test_message_create_stores_the_next_seq_and_broadcasts_after_commit(
         callback()
 
     assert [first.seq, second.seq] == [1, 2]
-    assert broadcast.call_args_list == [mock.call(first), mock.call(second)]
+    assert broadcast.call_args_list == [mock.call([first]), mock.call([second])]
     room.refresh_from_db()
     assert room.last_seq == 2
 
@@ -52,7 +54,7 @@ def test_repeated_client_id_returns_the_original_and_broadcasts_nothing(
     original = message_create(room=room, author=user, body="hello", client_id="c-1").message
 
     with (
-        mock.patch("messaging.services.events.broadcast_message_created") as broadcast,
+        mock.patch("messaging.services.events.broadcast_messages_created") as broadcast,
         django_capture_on_commit_callbacks(execute=True),
     ):
         result = message_create(room=room, author=user, body="changed", client_id="c-1")
@@ -175,3 +177,47 @@ def test_concurrent_senders_get_gap_free_seqs_in_commit_order() -> None:
     # Commit order: a later seq was never stamped before an earlier one.
     assert [at for _, at in stored] == sorted(at for _, at in stored)
     assert all(seqs == sorted(seqs) for seqs in per_sender)
+
+
+@override_settings(CHAT_MESSAGE_RATE=1.0, CHAT_MESSAGE_BURST=2)
+def test_a_batch_stores_what_it_may_and_says_why_it_refused_the_rest(
+    room: Room, user: User, django_capture_on_commit_callbacks, django_assert_max_num_queries
+) -> None:
+    other_room = RoomFactory.create(owner=user)
+    stranger = UserFactory.create()
+    stored = message_create(room=room, author=user, body="earlier", client_id="old").message
+    drafts = [
+        MessageDraft(room_id=room.pk, author=user, body="a", client_id="n1"),
+        MessageDraft(room_id=other_room.pk, author=user, body="b"),
+        MessageDraft(room_id=room.pk, author=user, body="repeat", client_id="old"),
+        MessageDraft(room_id=room.pk, author=user, body="again", client_id="n1"),
+        MessageDraft(room_id=room.pk, author=stranger, body="not a member"),
+        MessageDraft(room_id=room.pk, author=user, body="over the burst"),
+        MessageDraft(room_id=999_999, author=user, body="no such room"),
+        MessageDraft(room_id=other_room.pk, author=user, body="c"),
+    ]
+
+    with (
+        mock.patch("messaging.services.events.broadcast_messages_created") as broadcast,
+        django_capture_on_commit_callbacks(execute=True),
+        django_assert_max_num_queries(8),
+    ):
+        outcomes = message_create_many(drafts)
+
+    new_a, new_b, repeat, again, outsider, limited, missing, new_c = outcomes
+    assert (new_a.created, new_a.message.seq) == (True, 2)
+    assert [(new_b.created, new_b.message.seq), (new_c.created, new_c.message.seq)] == [
+        (True, 1),
+        (True, 2),
+    ]
+    assert (repeat.created, repeat.message.pk) == (False, stored.pk)
+    assert (again.created, again.message.pk) == (False, new_a.message.pk)
+    assert isinstance(outsider, NotAMember)
+    assert isinstance(limited, RateLimited)
+    assert isinstance(missing, Room.DoesNotExist)
+    broadcast.assert_called_once_with([new_a.message, new_b.message, new_c.message])
+    room.refresh_from_db()
+    other_room.refresh_from_db()
+    assert (room.last_seq, other_room.last_seq) == (2, 2)
+    assert Message.objects.count() == 4
+    assert Membership.objects.get(room=room, user=user).last_read_seq == 2
