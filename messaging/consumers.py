@@ -121,7 +121,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.holding = True
         self.held: deque[dict[str, Any]] = deque()
         self.gap_task: asyncio.Task[None] | None = None
-        self.expiry_task: asyncio.Task[None] | None = None
+        self.expiry: asyncio.TimerHandle | None = None
         # Subscribe before reading the room, so no message committed after hello's
         # last_seq is missed; one committed before it is dropped as a duplicate.
         self.subscriptions = (events.room_group_name(self.room_id), events.user_group_name(user.pk))
@@ -146,14 +146,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=events.encode_frame(hello))
         if first:
             await events.send_presence(room_id=self.room_id, user=user, status="online")
-        self.expiry_task = self._close_at_expiry(self.scope.get("token_exp"))
+        self._close_at_expiry(self.scope.get("token_exp"))
         await self._release()
 
     async def disconnect(self, code: int) -> None:
-        for task in (getattr(self, "gap_task", None), getattr(self, "expiry_task", None)):
-            # The expiry task may be the one closing: it must not cancel itself.
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
+        gap_task = getattr(self, "gap_task", None)
+        if gap_task is not None and gap_task is not asyncio.current_task():
+            gap_task.cancel()
+        if getattr(self, "expiry", None) is not None:
+            self.expiry.cancel()
         self._unsubscribe()
         if self.joined:
             self.joined = False
@@ -172,16 +173,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             hub.unsubscribe(group, self)
         self.subscriptions = ()
 
-    def _close_at_expiry(self, exp: float | None) -> asyncio.Task[None] | None:
-        """A socket lives as long as its access token, unless an ``auth`` frame renews it."""
+    def _close_at_expiry(self, exp: float | None) -> None:
+        """A socket lives as long as its access token, unless an ``auth`` frame renews it.
+
+        A timer handle rather than a sleeping task: it weighs a fraction as much, and an
+        idle process holds thousands of sockets.
+        """
+        if self.expiry is not None:
+            self.expiry.cancel()
+        self.expiry = None
         if exp is None:
-            return None
+            return
+        loop = asyncio.get_running_loop()
+        self.expiry = loop.call_at(loop.time() + max(0.0, exp - time.time()), self._expired)
 
-        async def close_when_expired() -> None:
-            await asyncio.sleep(max(0.0, exp - time.time()))
-            await self._close_from_server(CLOSE_UNAUTHORIZED)
-
-        return asyncio.create_task(close_when_expired())
+    def _expired(self) -> None:
+        self.expiry = None
+        # Kept on the socket: the loop holds only a weak reference to a task.
+        self.expired_close = asyncio.create_task(self._close_from_server(CLOSE_UNAUTHORIZED))
 
     async def refresh_presence(self) -> None:
         """Called by the hub every ``CHAT_REFRESH_SECONDS``, so a live socket keeps counting."""
@@ -305,9 +314,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "validation_error", "token: not a valid access token of this socket's user."
             )
         exp = found[1].get("exp")
-        if self.expiry_task is not None:
-            self.expiry_task.cancel()
-        self.expiry_task = self._close_at_expiry(exp)
+        self._close_at_expiry(exp)
         expires_at = datetime.fromtimestamp(exp, tz=UTC).isoformat().replace("+00:00", "Z")
         await self.send(
             text_data=events.encode_frame({"type": "auth.ok", "expires_at": expires_at})
