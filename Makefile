@@ -23,6 +23,7 @@ migrate: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
+	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/daphne -b $(HOST) -p $(PORT) --websocket-max-message-size 65536 \
 		--websocket-max-frame-size 65536 config.asgi:application
 

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -88,6 +89,9 @@ TEMPLATES = [
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The web client (web/, no build step) is served at / by WhiteNoise, under daphne too.
+WHITENOISE_ROOT = BASE_DIR / "web"
+WHITENOISE_INDEX_FILE = True
 
 # DATABASES
 # ------------------------------------------------------------------------------
@@ -211,14 +215,14 @@ SPECTACULAR_SETTINGS = {
 CHAT_MESSAGE_RATE = env.float("CHAT_MESSAGE_RATE", default=5.0)  # tokens per second
 CHAT_MESSAGE_BURST = env.int("CHAT_MESSAGE_BURST", default=10)
 CHAT_MAX_FRAME_BYTES = 16 * 1024
-
-# LOGGING
-# ------------------------------------------------------------------------------
-LOGGING = {
 # How often each process re-joins its channel-layer groups (a Redis restarted without
 # persistence forgets them) and refreshes its sockets' presence, which lapses after
 # three missed refreshes.
 CHAT_REFRESH_SECONDS = env.float("CHAT_REFRESH_SECONDS", default=30.0)
+
+# LOGGING
+# ------------------------------------------------------------------------------
+LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},

@@ -1,0 +1,3 @@
+from chatclient.cli import main
+
+raise SystemExit(main())
