@@ -46,6 +46,9 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_LARGE = 4413
+# Not in the contract's table: the server could not open the socket (its database or
+# channel layer is down); reconnect later. (daphne allows only 1000 and 3000-4999.)
+CLOSE_UNAVAILABLE = 4503
 
 # How long an out-of-order message waits for the ones before it before the socket
 # reads the missing ones from the database.
@@ -109,6 +112,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Accept first: daphne turns a close before accept into a bare HTTP 403, and
         # clients must see the 44xx code (API.md).
         await self.accept()
+        try:
+            await self._open()
+        except Exception:
+            # The database or the channel layer failed us: no traceback for the client,
+            # a code that says "try again later".
+            logger.exception("could not open a socket in room %s", self.scope["url_route"])
+            await self._close_from_server(CLOSE_UNAVAILABLE)
+
+    async def _open(self) -> None:
         user = scope_user(self.scope)
         if user is None:
             await self.close(code=CLOSE_UNAUTHORIZED)

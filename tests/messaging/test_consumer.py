@@ -1,9 +1,11 @@
 import asyncio
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import OperationalError
 from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -489,3 +491,20 @@ async def test_many_senders_are_delivered_in_seq_order(
 
     assert seqs == list(range(1, 31))
     await asyncio.sleep(0)
+
+
+async def test_a_database_failure_while_opening_closes_with_4503_and_leaves_nothing_behind(
+    room: Room, user: User
+) -> None:
+    with mock.patch(
+        "messaging.consumers.socket_room", side_effect=OperationalError("database is down")
+    ):
+        assert await close_code(communicator_for(room.pk, user)) == 4503
+
+    # The next socket opens normally, and nobody stale is online.
+    communicator = communicator_for(room.pk, user)
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    hello = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert connected
+    assert [u["id"] for u in hello["online"]] == [user.pk]
+    await communicator.disconnect()
