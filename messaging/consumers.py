@@ -240,13 +240,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_TOO_LARGE)
                 return
             try:
-                frame = json.loads(text_data)
+                frame = json.loads(text_data, parse_constant=_reject_constant)
             except (ValueError, RecursionError):
                 raise FrameError("invalid_json", "The frame is not valid JSON.") from None
+            # Echoed in any error, a wrong type's included (API.md).
+            if isinstance(frame, dict) and isinstance(frame.get("client_id"), str):
+                client_id = frame["client_id"]
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise FrameError("invalid_frame", "A frame is a JSON object with a string type.")
-            if isinstance(frame.get("client_id"), str):
-                client_id = frame["client_id"]
             handler = self.frame_handlers.get(frame["type"])
             if handler is None:
                 raise FrameError("unknown_type", f"Unknown frame type {frame['type']!r}.")
@@ -258,7 +259,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 FrameError(
                     "rate_limited",
                     "You are sending faster than this room allows.",
-                    retry_after=round(limited.retry_after, 3),
+                    retry_after=max(0.001, round(limited.retry_after, 3)),
                 ),
                 client_id,
             )
@@ -413,6 +414,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.close(code=code)
         # Leave at once: presence and the group must not wait for the client's close.
         await self.disconnect(code)
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are Python's extensions to JSON, not JSON."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _too_large(text: str) -> bool:

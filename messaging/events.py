@@ -31,7 +31,15 @@ def user_group_name(user_id: int) -> str:
 
 
 def encode_frame(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate, echoed from a client's own frame (its client_id), cannot
+        # travel in a text frame: daphne would fail the socket with 1011. As an escape
+        # it is still the same JSON string.
+        return json.dumps(frame, ensure_ascii=True, separators=(",", ":"))
+    return text
 
 
 async def group_send(room_id: int, event: dict[str, Any]) -> None:

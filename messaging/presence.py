@@ -19,6 +19,9 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from django.conf import settings
 
+POOL_SIZE = 50  # Redis connections per process for presence
+POOL_WAIT = 10.0  # seconds a call waits for a free one
+
 
 def refresh_interval() -> float:
     """Seconds between refreshes of a live socket's entry (``CHAT_REFRESH_SECONDS``)."""
@@ -97,9 +100,18 @@ class RedisPresenceStore:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = aioredis.Redis.from_url(
-                self._url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+            # A blocking pool: when every connection is busy (hundreds of sockets
+            # opening or closing at once) a call waits for one instead of failing with
+            # MaxConnectionsError, as redis-py 8's default pool does past 100.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=POOL_SIZE,
+                timeout=POOL_WAIT,
+                decode_responses=True,
+                socket_timeout=5,
+                socket_connect_timeout=5,
             )
+            client = aioredis.Redis(connection_pool=pool)
             self._clients[loop] = client
         return client
 

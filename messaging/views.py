@@ -1,12 +1,14 @@
 import math
 
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import User
+from accounts.serializers import ErrorSerializer
 from messaging.models import Message
 from messaging.pagination import MessageSeqPagination
 from messaging.selectors import message_get_for_user, message_list_for_room
@@ -30,14 +32,27 @@ def _throttled(limited: RateLimited) -> exceptions.Throttled:
     )
 
 
+BAD_REQUEST = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description='Invalid input: field errors (`{"body": ["..."]}`) or `{"detail": "..."}`.',
+)
+NOT_FOUND = OpenApiResponse(
+    ErrorSerializer, description="No such room or message, or not visible to you."
+)
+
+
 @extend_schema_view(
-    list=extend_schema(summary="History of a room, keyset-paginated by seq"),
+    list=extend_schema(
+        summary="History of a room, keyset-paginated by seq",
+        responses={200: MessageSerializer(many=True), 400: BAD_REQUEST, 404: NOT_FOUND},
+    ),
     create=extend_schema(
         summary="Send a message",
         request=MessageInputSerializer,
         responses={
             201: MessageSerializer,
             200: OpenApiResponse(MessageSerializer, description="A repeated client_id"),
+            400: BAD_REQUEST,
             403: OpenApiResponse(description="Not a member of this public room"),
             404: OpenApiResponse(description="No such room, or not visible to you"),
             429: OpenApiResponse(description="Sending too fast; see Retry-After"),
@@ -90,9 +105,23 @@ class RoomMessageViewSet(
     partial_update=extend_schema(
         summary="Edit your message",
         request=MessageEditSerializer,
-        responses={200: MessageSerializer},
+        responses={
+            200: MessageSerializer,
+            400: BAD_REQUEST,
+            403: OpenApiResponse(ErrorSerializer, description="Not the message's author."),
+            404: NOT_FOUND,
+        },
     ),
-    destroy=extend_schema(summary="Delete a message (its author, or the room's owner)"),
+    destroy=extend_schema(
+        summary="Delete a message (its author, or the room's owner)",
+        responses={
+            204: OpenApiResponse(description="Deleted; no body."),
+            403: OpenApiResponse(
+                ErrorSerializer, description="Neither the author nor the room's owner."
+            ),
+            404: NOT_FOUND,
+        },
+    ),
 )
 class MessageViewSet(viewsets.GenericViewSet[Message]):
     """Edit (author) and delete (author or room owner) one message."""

@@ -208,7 +208,7 @@ class RoomViewSet(
 @extend_schema_view(
     list=extend_schema(
         summary="Members of a room, first joined first",
-        responses={200: MemberSerializer(many=True), 404: NOT_FOUND},
+        responses={200: MemberSerializer(many=True), 400: BAD_REQUEST, 404: NOT_FOUND},
     ),
 )
 class RoomMemberViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Membership]):

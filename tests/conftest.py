@@ -1,13 +1,16 @@
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlparse
 
 import pytest
+from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connections
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
+from messaging.hub import close_hub
 from rooms.models import Room
 from tests.factories import RoomFactory, UserFactory
 
@@ -44,6 +47,20 @@ def postgres() -> None:
     """Skips (or fails in CI) unless the tests run on PostgreSQL."""
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         skip_or_fail("DATABASE_URL does not name PostgreSQL: this test needs it")
+
+
+@pytest.fixture(autouse=True)
+async def _fresh_loop_state() -> AsyncIterator[None]:
+    """Undoes what one test's event loop left behind for the next one.
+
+    A server process has one loop for its life; tests have one each. The hub belongs to
+    its loop and is closed with it (a reader blocked in Redis would hang the loop's
+    shutdown). The connection the consumers' worker thread opened is closed, so the
+    test database can be flushed and dropped (PostgreSQL refuses while it is open).
+    """
+    yield
+    await close_hub()
+    await database_sync_to_async(connections.close_all)()
 
 
 @pytest.fixture

@@ -138,6 +138,10 @@ if REDIS_URL:
                         # and kills the socket with 1011. Keep it well above.
                         "socket_timeout": 30,
                         "socket_connect_timeout": 5,
+                        # redis-py 8's pool holds at most 100 connections and fails the
+                        # 101st at once (MaxConnectionsError): a reconnect storm of a few
+                        # hundred sockets crashed their connect with 1011.
+                        "max_connections": env.int("REDIS_MAX_CONNECTIONS", default=1000),
                     }
                 ],
                 # The default capacity (100) silently drops group messages in a burst.
@@ -207,6 +211,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.add_unauthenticated_responses",
+    ],
 }
 
 # CHAT

@@ -2,14 +2,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connections
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from config.asgi import application
-from messaging.hub import close_hub
 from rooms.models import Room
 
 ORIGIN = (b"origin", b"http://localhost")
@@ -48,18 +45,6 @@ async def receive_until(communicator: WebsocketCommunicator, frame_type: str) ->
         frame = await communicator.receive_json_from(timeout=TIMEOUT)
         if frame["type"] == frame_type:
             return frame
-
-
-@pytest.fixture(autouse=True)
-async def _fresh_loop_state() -> AsyncIterator[None]:
-    """Undoes what one test's event loop left behind for the next one.
-
-    The hub belongs to its loop and is closed with it. The connection the consumers'
-    worker thread opened is closed, so the test database can be flushed and dropped.
-    """
-    yield
-    await close_hub()
-    await database_sync_to_async(connections.close_all)()
 
 
 Connect = Callable[[Room, User], Awaitable[WebsocketCommunicator]]
