@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import uuid
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -24,7 +25,11 @@ async def _check_channel_layer() -> None:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer configured")
-    channel = await layer.new_channel("healthz.")
+    # A plain channel, not a process-local one from new_channel(): channels-redis reads
+    # all of a process's "!" channels under one receive lock, which the process's
+    # long-lived reader (the hub) holds while it waits, so a check queued behind it
+    # timed out whenever a WebSocket was open. A plain channel is read directly.
+    channel = f"healthz.{uuid.uuid4().hex}"
     await layer.send(channel, {"type": "healthz.ping"})
     message = await layer.receive(channel)
     if message.get("type") != "healthz.ping":

@@ -121,6 +121,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._close_from_server(CLOSE_UNAVAILABLE)
 
     async def _open(self) -> None:
+        if self.scope.get("auth_unavailable"):
+            raise DatabaseError("the database could not authenticate this socket")
         user = scope_user(self.scope)
         if user is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
@@ -157,7 +159,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.last_typing = 0.0
         await self.send(text_data=events.encode_frame(hello))
         if first:
-            await events.send_presence(room_id=self.room_id, user=user, status="online")
+            try:
+                await events.send_presence(room_id=self.room_id, user=user, status="online")
+            except Exception:  # the socket is open and greeted: a lost event must not close it
+                logger.warning("presence broadcast failed for room %s", self.room_id)
         self._close_at_expiry(self.scope.get("token_exp"))
         await self._release()
 

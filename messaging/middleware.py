@@ -7,17 +7,21 @@ to SimpleJWT's ``JWTAuthentication``, so HTTP and WebSocket accept exactly the s
 tokens: access tokens only, active users only.
 """
 
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
+from django.db import DatabaseError
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.tokens import Token
 
 from accounts.models import User
+
+logger = logging.getLogger(__name__)
 
 
 def get_user_for_token(raw_token: str) -> tuple[User, Token] | None:
@@ -56,7 +60,14 @@ class JWTAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
         scope = dict(scope)
         token = token_from_scope(scope)
-        found = await database_sync_to_async(get_user_for_token)(token) if token else None
+        try:
+            found = await database_sync_to_async(get_user_for_token)(token) if token else None
+        except DatabaseError:
+            # Let the handshake through, so the consumer can close it with 4503 ("try
+            # again later") rather than daphne refusing it with a bare HTTP 500.
+            logger.warning("could not read the user of a WebSocket token", exc_info=True)
+            scope["auth_unavailable"] = True
+            found = None
         if found is None:
             scope["user"] = AnonymousUser()
             scope["token_exp"] = None

@@ -18,6 +18,8 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 POOL_SIZE = 50  # Redis connections per process for presence
 POOL_WAIT = 10.0  # seconds a call waits for a free one
@@ -110,6 +112,8 @@ class RedisPresenceStore:
                 decode_responses=True,
                 socket_timeout=5,
                 socket_connect_timeout=5,
+                # A connection that died with Redis is replaced, not failed on once.
+                retry=Retry(NoBackoff(), 1),
             )
             client = aioredis.Redis(connection_pool=pool)
             self._clients[loop] = client

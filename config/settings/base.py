@@ -11,6 +11,8 @@ from pathlib import Path
 
 import django_stubs_ext
 import environ
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 django_stubs_ext.monkeypatch()
 
@@ -111,6 +113,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # A database that stops answering must not hold the shared database thread forever.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 # AUTHENTICATION
 # ------------------------------------------------------------------------------
@@ -138,6 +142,10 @@ if REDIS_URL:
                         # and kills the socket with 1011. Keep it well above.
                         "socket_timeout": 30,
                         "socket_connect_timeout": 5,
+                        # A pooled connection that died with Redis fails its next
+                        # command; retry once on a fresh one, or the first broadcasts
+                        # after every Redis restart are lost.
+                        "retry": Retry(NoBackoff(), 1),
                         # redis-py 8's pool holds at most 100 connections and fails the
                         # 101st at once (MaxConnectionsError): a reconnect storm of a few
                         # hundred sockets crashed their connect with 1011.

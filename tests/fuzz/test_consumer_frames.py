@@ -132,11 +132,16 @@ def valid_field(field_: Any, value: Any) -> bool:
     return True
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def expected_for_text(text: str, token: str) -> Expected:
     if len(text.encode("utf-8", "surrogatepass")) > FRAME_LIMIT:
         return Close(4413)
     try:
-        frame = json.loads(text)
+        # NaN and Infinity are Python's extensions to JSON; the server refuses them.
+        frame = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):
         return Error("invalid_json", None)
     if not isinstance(frame, dict):

@@ -56,7 +56,7 @@ def base_settings(**env: str) -> dict[str, Any]:
     """``CHANNEL_LAYERS`` and ``REST_FRAMEWORK`` as ``config.settings.base`` makes them."""
     code = (
         "import json, config.settings.base as s; "
-        "print(json.dumps({'layers': s.CHANNEL_LAYERS, 'rest': s.REST_FRAMEWORK}))"
+        "print(json.dumps({'layers': s.CHANNEL_LAYERS, 'rest': s.REST_FRAMEWORK}, default=repr))"
     )
     environment = {"PATH": "/usr/bin:/bin", "DJANGO_SECRET_KEY": "x", **env}
     result = subprocess.run(

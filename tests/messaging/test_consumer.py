@@ -264,6 +264,8 @@ BAD_FRAMES = [
     ("{'single': 'quotes'}", "invalid_json"),
     ("[" * 5000 + "]" * 5000, "invalid_json"),  # deeper than the parser goes
     ('{"type": ' + "[" * 8000 + "]" * 8000 + "}", "invalid_json"),
+    ('{"type": "read", "seq": NaN}', "invalid_json"),  # not JSON, whatever Python says
+    ("Infinity", "invalid_json"),
     ("42", "invalid_frame"),
     ('"message.send"', "invalid_frame"),
     ("null", "invalid_frame"),

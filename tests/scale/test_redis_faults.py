@@ -1,0 +1,334 @@
+"""Redis dies under a running server, and comes back empty.
+
+The test's own ``redis-server`` replaces the shared one (``e2e_redis_url`` is overridden
+below), so it can be killed and restarted at will. Redis holds only what can be lost:
+broadcasts, group memberships, presence and throttle counters. While it is away,
+messages are still stored and acknowledged (or refused, never stored silently), REST
+works and ``/healthz`` says what is wrong; once it is back, the same open sockets hear
+the room again within the re-subscribe interval, and a reconnecting client catches up
+with ``?after=``.
+"""
+
+import asyncio
+import contextlib
+import json
+import select
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from tests.e2e.conftest import PROJECT_ROOT, StartServer, _server_env
+from tests.e2e.helpers import (
+    PASSWORD,
+    Account,
+    Server,
+    create_room,
+    join_room,
+    open_socket,
+    post_message,
+    receive,
+    register,
+)
+from tests.scale.conftest import RedisServer
+from tests.scale.helpers import (
+    all_messages,
+    answer_to,
+    brief,
+    frames_until,
+    new_seqs,
+    online_ids,
+    opening_close_code,
+    ping,
+    read_until,
+)
+
+pytestmark = pytest.mark.scale
+
+# Each process re-joins its groups and refreshes its sockets' presence this often
+# (CHAT_REFRESH_SECONDS, so that the test need not wait the production default of 30 s).
+REFRESH_SECONDS = 1.0
+RECOVERY_TIMEOUT = 15.0
+DELIVERY_TIMEOUT = 5.0
+SENDS_DURING_OUTAGE = 5
+BURST = 8  # concurrent REST sends
+PROBE_WIDTH = 4  # pooled connections warmed per Redis client
+PROBE_TIMEOUT = 20.0
+
+
+@pytest.fixture
+def e2e_redis_url(private_redis: RedisServer) -> str:
+    """The servers of these tests use the test's own Redis, not the shared one."""
+    return private_redis.url
+
+
+def _health(server: Server) -> tuple[int, Any]:
+    answer = server.request("GET", "/healthz", timeout=10)
+    return answer.status, answer.body
+
+
+async def _healthy_within(server: Server, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while (status := (await asyncio.to_thread(_health, server))[0]) != 200:
+        assert time.monotonic() < deadline, f"/healthz still {status} after {seconds} s"
+        await asyncio.sleep(0.2)
+
+
+async def _post_burst(
+    server: Server, authors: tuple[Account, ...], room_id: int, label: str
+) -> list[dict[str, Any]]:
+    """``BURST`` messages sent at once over REST, taking turns among ``authors``."""
+    return list(
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    post_message, server, authors[n % len(authors)], room_id, f"{label} {n}"
+                )
+                for n in range(BURST)
+            )
+        )
+    )
+
+
+async def _answer_or_fail(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await answer_to(ws, frame)
+    except ConnectionClosed as closed:
+        pytest.fail(
+            f"the socket was closed ({closed.rcvd}) instead of answering {frame}: "
+            "an open socket must survive a Redis outage"
+        )
+
+
+async def test_a_redis_crash_loses_no_acknowledged_message_and_sockets_hear_again_after_restart(
+    private_redis: RedisServer, start_server: StartServer
+) -> None:
+    server = start_server(
+        allow_errors=True,  # the failed broadcasts are logged with their tracebacks
+        env={"CHAT_REFRESH_SECONDS": str(REFRESH_SECONDS)},
+    )
+    alice, bob, carol = [
+        await asyncio.to_thread(register, server, name) for name in ("alice", "bob", "carol")
+    ]
+    room = await asyncio.to_thread(create_room, server, alice, "general")
+    room_id = room["id"]
+    for member in (bob, carol):
+        await asyncio.to_thread(join_room, server, member, room_id)
+
+    async with contextlib.AsyncExitStack() as sockets:
+        # Alice and Bob stay connected throughout; Carol drops out during the outage.
+        alice_ws, bob_ws = [
+            await sockets.enter_async_context(open_socket(server, room_id, token=a.access))
+            for a in (alice, bob)
+        ]
+        async with open_socket(server, room_id, token=carol.access) as carol_ws:
+            for ws in (alice_ws, bob_ws, carol_ws):
+                assert (await receive(ws))["type"] == "hello"
+            # A burst of concurrent sends, so that the server holds several pooled
+            # connections to Redis when it dies (each goes stale).
+            before = await _post_burst(server, (alice, bob), room_id, "before")
+            first_seq = len(before)
+            for ws in (alice_ws, bob_ws, carol_ws):
+                frames = await frames_until(
+                    ws, lambda got: first_seq in new_seqs(got), within=DELIVERY_TIMEOUT
+                )
+                assert new_seqs(frames) == list(range(1, first_seq + 1))
+
+            private_redis.kill()
+
+        # Each send is either acknowledged (and stored) or refused with an error frame
+        # (and not stored); the socket answers either way and stays open.
+        answers = {}
+        for n in range(SENDS_DURING_OUTAGE):
+            client_id = f"outage-{n}"
+            frame = {"type": "message.send", "body": f"during {n}", "client_id": client_id}
+            answers[client_id] = await _answer_or_fail(alice_ws, frame)
+        for answer in answers.values():
+            assert answer["type"] in ("message.ack", "error"), answer
+        await ping(alice_ws)
+        await ping(bob_ws)
+        # A socket opened now cannot subscribe: closed with 4503, "try again later".
+        assert await opening_close_code(server, room_id, carol) == 4503
+
+        # REST needs no Redis to store a message.
+        by_rest = await asyncio.to_thread(post_message, server, bob, room_id, "over REST")
+
+        status, body = await asyncio.to_thread(_health, server)
+        assert (status, body) == (
+            503,
+            {"status": "unavailable", "database": "ok", "channel_layer": "unavailable"},
+        )
+
+        # Back, and empty: no group memberships, no presence.
+        private_redis.start()
+        await _healthy_within(server, RECOVERY_TIMEOUT)
+
+        # The open sockets re-join their group within the refresh interval. Until they
+        # do, broadcasts reach nobody; the first one that does arrive shows a seq gap,
+        # which the socket fills from the database, so it still hears every message.
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        heard: dict[str, list[dict[str, Any]]] = {"alice": [], "bob": []}
+        while True:
+            probe = await asyncio.to_thread(post_message, server, alice, room_id, "probe")
+            target = probe["seq"]
+            if await read_until(
+                bob_ws,
+                heard["bob"],
+                lambda got, target=target: target in new_seqs(got),
+                within=2 * REFRESH_SECONDS,
+            ):
+                break
+            assert time.monotonic() < deadline, (
+                f"open sockets heard nothing {RECOVERY_TIMEOUT} s after Redis came back: "
+                f"{heard['bob']}"
+            )
+        # Another concurrent burst: every pooled connection is used again, and none of
+        # the broadcasts may be lost to a connection that went stale in the crash
+        # (the last one would be: nothing after it shows the gap).
+        after = await _post_burst(server, (alice, bob), room_id, "after")
+        last_seq = max(m["seq"] for m in after)
+        for name, ws in (("alice", alice_ws), ("bob", bob_ws)):
+            assert await read_until(
+                ws, heard[name], lambda got: last_seq in new_seqs(got), within=DELIVERY_TIMEOUT
+            ), f"{name} missed the end of the burst: {new_seqs(heard[name])}"
+
+        stored = await asyncio.to_thread(all_messages, server, alice, room_id)
+        assert [m["seq"] for m in stored] == list(range(1, last_seq + 1))
+        stored_by_client_id = {m["client_id"]: m for m in stored if m["client_id"]}
+        for client_id, answer in answers.items():
+            if answer["type"] == "message.ack":
+                assert stored_by_client_id[client_id] == answer["message"]
+            else:
+                assert client_id not in stored_by_client_id, answer
+        assert by_rest in stored
+
+        for name, frames in heard.items():
+            # Everything after the first burst, in order, once: the broadcasts lost in
+            # the outage were read back from the database.
+            assert new_seqs(frames) == list(range(first_seq + 1, last_seq + 1)), name
+
+        # Carol reconnects: hello tells her she missed messages, ?after= gives them all,
+        # and presence is back (the open sockets refreshed their entries).
+        async with open_socket(server, room_id, token=carol.access) as carol_ws:
+            hello = await receive(carol_ws)
+            assert hello["last_seq"] == last_seq
+            assert online_ids(hello) == {alice.id, bob.id, carol.id}
+            missed = await asyncio.to_thread(all_messages, server, carol, room_id, after=first_seq)
+            assert missed == stored[first_seq:]
+            latest = await asyncio.to_thread(post_message, server, bob, room_id, "welcome back")
+            frames = await frames_until(
+                carol_ws, lambda got: latest["seq"] in new_seqs(got), within=DELIVERY_TIMEOUT
+            )
+            assert new_seqs(frames) == [latest["seq"]]
+            assert brief(carol) == hello["user"]
+
+
+async def test_logging_in_and_signing_up_work_while_redis_is_down(
+    private_redis: RedisServer, start_server: StartServer
+) -> None:
+    server = start_server(allow_errors=True)
+    alice = await asyncio.to_thread(register, server, "alice")
+
+    private_redis.kill()
+
+    # The throttles keep their counters in Redis; they must not lock everybody out.
+    login = await asyncio.to_thread(
+        server.request,
+        "POST",
+        "/api/v1/auth/token/",
+        body={"username": alice.username, "password": PASSWORD},
+    )
+    assert login.status == 200, login
+    newcomer = await asyncio.to_thread(register, server, "bob")
+    assert newcomer.username == "bob"
+
+
+# Runs in a process of its own on the servers' settings (config.settings.base with the
+# test's REDIS_URL): warms WIDTH pooled connections in each of the three Redis clients
+# the server uses, waits while the test restarts Redis, then uses them all again.
+_CLIENTS_PROBE = r"""
+import asyncio, json, sys
+import django
+
+django.setup()
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from messaging.presence import get_presence_store
+
+WIDTH = int(sys.argv[1])
+
+
+async def use_all(layer, store):
+    calls = [layer.group_send("probe", {"type": "probe"}) for _ in range(WIDTH)]
+    calls += [store.refresh(1, n, f"probe-{n}") for n in range(WIDTH)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    failed = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
+    for _ in range(2):  # the cache client holds one connection: use it, then again
+        try:
+            cache.get("probe")
+        except Exception as error:
+            failed.append(f"cache {type(error).__name__}: {error}")
+    return failed
+
+
+async def main():
+    layer, store = get_channel_layer(), get_presence_store()
+    print(json.dumps(await use_all(layer, store)), flush=True)
+    sys.stdin.readline()
+    print(json.dumps(await use_all(layer, store)), flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+def _probe_line(probe: subprocess.Popen[str]) -> list[str]:
+    """The probe's next report: the commands that failed (an empty list if none did)."""
+    assert probe.stdout is not None
+    ready, _, _ = select.select([probe.stdout], [], [], PROBE_TIMEOUT)
+    line = probe.stdout.readline() if ready else ""
+    if not line:
+        probe.kill()
+        _, errors = probe.communicate(timeout=PROBE_TIMEOUT)
+        pytest.fail(f"the probe said nothing within {PROBE_TIMEOUT} s:\n{errors}")
+    failures: list[str] = json.loads(line)
+    return failures
+
+
+def test_no_redis_command_is_lost_to_a_connection_that_died_in_a_restart(
+    private_redis: RedisServer, e2e_channel_prefix: str
+) -> None:
+    env = _server_env(
+        database_url="sqlite:///:memory:",  # the probe never touches it
+        redis_url=private_redis.url,
+        channel_prefix=e2e_channel_prefix,
+        extra={},
+    )
+    probe = subprocess.Popen(
+        [sys.executable, "-c", _CLIENTS_PROBE, str(PROBE_WIDTH)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert probe.stdin is not None
+        assert _probe_line(probe) == []
+        private_redis.kill()
+        private_redis.start()
+        probe.stdin.write("restarted\n")
+        probe.stdin.flush()
+        # Each pooled connection went stale in the crash. A client that sends on it
+        # once, fails and only then reconnects loses that command: a broadcast, a
+        # presence refresh, a throttle check. They must reconnect and retry instead.
+        after_restart = _probe_line(probe)
+        assert after_restart == [], "\n".join(after_restart)
+    finally:
+        probe.kill()
+        probe.communicate(timeout=PROBE_TIMEOUT)
