@@ -111,8 +111,10 @@ class Hub:
             for listener in list(self.groups.get(event.get("group", ""), ())):
                 try:
                     await listener.deliver(event)
-                except Exception:
-                    logger.exception("delivering %s to a socket failed", event.get("type"))
+                except Exception as error:
+                    # Usually a socket whose client has just gone: its transport is
+                    # closed and its disconnect not yet handled. The others still get it.
+                    logger.warning("delivering %s to a socket failed: %r", event.get("type"), error)
 
     async def _maintain(self) -> None:
         while True:

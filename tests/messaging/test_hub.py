@@ -1,3 +1,5 @@
+import asyncio
+
 import pytest
 from channels.layers import get_channel_layer
 
@@ -42,3 +44,33 @@ async def test_the_hub_leaves_a_room_its_last_socket_left(
 
     assert hub.channel not in await group_channels(room_group_name(room.pk))
     assert room_group_name(room.pk) not in hub.groups
+
+
+async def test_a_socket_that_fails_to_take_an_event_does_not_stop_the_others() -> None:
+    received: list[str] = []
+
+    class Gone:
+        async def deliver(self, event: dict[str, object]) -> None:
+            raise ConnectionError("Attempt to send on a closed protocol")
+
+        async def refresh_presence(self) -> None: ...
+
+    class Live:
+        async def deliver(self, event: dict[str, object]) -> None:
+            received.append(str(event["text"]))
+
+        async def refresh_presence(self) -> None: ...
+
+    hub = get_hub()
+    await hub.subscribe("room.gone-test", Gone())
+    await hub.subscribe("room.gone-test", Live())
+
+    await get_channel_layer().group_send(
+        "room.gone-test", {"type": "typing", "group": "room.gone-test", "text": "still here"}
+    )
+    for _ in range(100):
+        if received:
+            break
+        await asyncio.sleep(0.01)
+
+    assert received == ["still here"]
