@@ -54,68 +54,75 @@ async def _send_to_group(group: str, event: dict[str, Any]) -> None:
     await layer.group_send(group, {**event, "group": group})
 
 
-def _group_send_after_commit(room_id: int, event: dict[str, Any]) -> None:
-    """Send from synchronous code; runs after commit, so a failing layer must not raise.
+def _send_after_commit(sends: list[tuple[str, dict[str, Any]]]) -> None:
+    """Sends ``(group, event)`` pairs in order, with one hop to the event loop.
 
-    The change is committed either way. A client that misses the event sees a gap in
-    ``seq`` (or reconnects) and catches up through ``?after=`` (API.md, Guarantees).
+    Runs after commit, so a failing layer must not raise: the change is committed
+    either way, and a client that misses an event sees a gap in ``seq`` (or reconnects)
+    and catches up through ``?after=`` (API.md, Guarantees).
     """
-    try:
-        async_to_sync(group_send)(room_id, event)
-    except Exception:
-        logger.exception("channel layer send failed for room %s (%s)", room_id, event["type"])
-
-
-def broadcast_messages_created(messages: list[Message]) -> None:
-    """``message.new`` for each message, in order, with one hop to the event loop."""
-    sends = []
-    for message in messages:
-        data = MessageSerializer(message).data
-        text = encode_frame({"type": "message.new", "message": data})
-        sends.append((message.room_id, {"type": "message.new", "seq": message.seq, "text": text}))
 
     async def send_all() -> None:
-        for room_id, event in sends:
-            await group_send(room_id, event)
+        for group, event in sends:
+            await _send_to_group(group, event)
 
     try:
         async_to_sync(send_all)()
     except Exception:
-        logger.exception("channel layer send failed for %d new messages", len(sends))
+        logger.exception("channel layer send failed for %s", [e["type"] for _, e in sends])
+
+
+def _to_room(room_id: int, event: dict[str, Any]) -> None:
+    _send_after_commit([(room_group_name(room_id), event)])
+
+
+def broadcast_messages_created(messages: list[Message]) -> None:
+    """``message.new`` for each message, in order, serialized in one pass."""
+    payloads = MessageSerializer(messages, many=True).data
+    _send_after_commit(
+        [
+            (
+                room_group_name(message.room_id),
+                {
+                    "type": "message.new",
+                    "seq": message.seq,
+                    "text": encode_frame({"type": "message.new", "message": data}),
+                },
+            )
+            for message, data in zip(messages, payloads, strict=True)
+        ]
+    )
 
 
 def broadcast_message_updated(message: Message) -> None:
     data = MessageSerializer(message).data
     text = encode_frame({"type": "message.updated", "message": data})
-    _group_send_after_commit(message.room_id, {"type": "message.updated", "text": text})
+    _to_room(message.room_id, {"type": "message.updated", "text": text})
 
 
 def broadcast_message_deleted(*, message_id: int, room_id: int) -> None:
     text = encode_frame({"type": "message.deleted", "message_id": message_id, "room": room_id})
-    _group_send_after_commit(room_id, {"type": "message.deleted", "text": text})
+    _to_room(room_id, {"type": "message.deleted", "text": text})
 
 
 def broadcast_room_updated(room_id: int) -> None:
     """The room's name, topic or visibility changed; each socket sends its own view of it."""
-    _group_send_after_commit(room_id, {"type": "room.updated"})
+    _to_room(room_id, {"type": "room.updated"})
 
 
 def broadcast_room_deleted(room_id: int) -> None:
     """Sockets in the room send ``room.deleted`` and close with 4404."""
-    _group_send_after_commit(room_id, {"type": "room.deleted", "room": room_id})
+    _to_room(room_id, {"type": "room.deleted", "room": room_id})
 
 
 def broadcast_member_removed(room_id: int, user_id: int) -> None:
     """That user's sockets in the room close with 4403."""
-    _group_send_after_commit(room_id, {"type": "member.removed", "user_id": user_id})
+    _to_room(room_id, {"type": "member.removed", "user_id": user_id})
 
 
 def broadcast_user_deactivated(user_id: int) -> None:
     """That user's sockets close with 4401."""
-    try:
-        async_to_sync(_send_to_group)(user_group_name(user_id), {"type": "user.deactivated"})
-    except Exception:
-        logger.exception("channel layer send failed for user %s", user_id)
+    _send_after_commit([(user_group_name(user_id), {"type": "user.deactivated"})])
 
 
 async def send_typing(*, room_id: int, user: User, is_typing: bool) -> None:
