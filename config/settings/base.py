@@ -111,10 +111,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     # A database that stops answering must not hold the shared database thread forever.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+
+# Persistent connections, on SQLite too: the socket path reaches the database through
+# one worker thread, and a SQLite connection that closes after each call reopens, re-runs
+# its PRAGMAs and, as the last connection of a WAL database, checkpoints on every close.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 # AUTHENTICATION
 # ------------------------------------------------------------------------------
