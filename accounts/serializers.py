@@ -22,6 +22,11 @@ DISPLAY_NAME_MAX_LENGTH = User._meta.get_field("display_name").max_length
 PASSWORD_MAX_LENGTH = 256
 
 
+def user_brief(user: User) -> dict[str, Any]:
+    """``UserBriefSerializer``'s output, built directly: it is in every message frame."""
+    return {"id": user.pk, "username": user.username, "display_name": user.display_name}
+
+
 class UserBriefSerializer(serializers.ModelSerializer[User]):
     """A user as embedded in rooms, memberships and messages."""
 
@@ -29,6 +34,9 @@ class UserBriefSerializer(serializers.ModelSerializer[User]):
         model = User
         fields = ["id", "username", "display_name"]
         read_only_fields = fields
+
+    def to_representation(self, instance: User) -> dict[str, Any]:
+        return user_brief(instance)
 
 
 class UserSerializer(serializers.ModelSerializer[User]):

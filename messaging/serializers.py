@@ -1,9 +1,12 @@
 import re
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
-from accounts.serializers import UserBriefSerializer
+from accounts.serializers import UserBriefSerializer, user_brief
 from accounts.validators import has_forbidden_characters
 from messaging.models import Message
 
@@ -32,6 +35,34 @@ def validate_body(value: str) -> str:
     return value
 
 
+def _iso_datetime(value: datetime | None) -> str | None:
+    """As DRF's ``DateTimeField`` shows it: ISO 8601 in the current time zone, UTC as Z."""
+    if value is None:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    """``MessageSerializer``'s output, built directly.
+
+    Every ack, broadcast and history page shows messages; a serializer's field machinery
+    costs a hundred times more than this dict. The fields are declared on
+    ``MessageSerializer`` (and so in the schema), and a test holds the two equal.
+    """
+    return {
+        "id": message.pk,
+        "room": message.room_id,
+        "seq": message.seq,
+        "author": user_brief(message.author),
+        "body": message.body,
+        "client_id": message.client_id or None,
+        "created_at": _iso_datetime(message.created_at),
+        "edited_at": _iso_datetime(message.edited_at),
+        "is_deleted": message.is_deleted,
+    }
+
+
 class MessageSerializer(serializers.ModelSerializer[Message]):
     """A message as history, acks and broadcasts show it."""
 
@@ -57,6 +88,9 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
     def get_client_id(self, message: Message) -> str | None:
         return message.client_id or None
 
+    def to_representation(self, instance: Message) -> dict[str, Any]:
+        return message_payload(instance)
+
 
 class MessageInputSerializer(serializers.Serializer[Any]):
     """What a client may send, over either transport. Anything else in the input is ignored."""
@@ -73,6 +107,33 @@ class MessageInputSerializer(serializers.Serializer[Any]):
                 "At most 64 characters of letters, digits, '-' and '_'."
             )
         return value
+
+
+def message_input(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``MessageInputSerializer(data=data)``'s validated data; raises its ValidationError.
+
+    Valid input, nearly every frame a socket sends, is checked here directly; anything
+    else goes through the serializer, so errors read exactly as over REST. A test holds
+    the two paths to the same answer on every input.
+    """
+    body = data.get("body")
+    client_id = data.get("client_id", _MISSING)
+    if (
+        type(body) is str
+        and len(body) <= MAX_BODY_LENGTH
+        and body.strip()
+        and not has_forbidden_characters(body, allowed="\t\n\r")
+    ):
+        if client_id is _MISSING:
+            return {"body": body}
+        if type(client_id) is str and CLIENT_ID_PATTERN.fullmatch(client_id):
+            return {"body": body, "client_id": client_id}
+    serializer = MessageInputSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+_MISSING = object()
 
 
 class MessageEditSerializer(serializers.Serializer[Any]):
