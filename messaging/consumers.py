@@ -15,6 +15,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
+from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
 from messaging import events
@@ -24,9 +25,9 @@ from messaging.ordering import SeqOrderer
 from messaging.presence import get_presence_store
 from messaging.serializers import (
     AuthFrameSerializer,
-    MessageInputSerializer,
     ReadFrameSerializer,
     TypingFrameSerializer,
+    message_input,
 )
 from messaging.services import MessageDraft, NotAMember, RateLimited
 from messaging.sockets import (
@@ -75,12 +76,14 @@ def _error_detail(errors: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _invalid(errors: Any) -> FrameError:
+    return FrameError("validation_error", _error_detail(errors), errors=errors)
+
+
 def _validated(serializer_class: type, frame: dict[str, Any]) -> dict[str, Any]:
     serializer = serializer_class(data=frame)
     if not serializer.is_valid():
-        raise FrameError(
-            "validation_error", _error_detail(serializer.errors), errors=serializer.errors
-        )
+        raise _invalid(serializer.errors)
     return dict(serializer.validated_data)
 
 
@@ -292,7 +295,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=events.encode_frame(frame))
 
     async def on_message_send(self, frame: dict[str, Any]) -> None:
-        data = _validated(MessageInputSerializer, frame)
+        try:
+            data = message_input(frame)
+        except ValidationError as invalid:
+            raise _invalid(invalid.detail) from None
         # The broadcast of this message may reach the hub before the ack is out; the
         # sender must see the ack first, so its events wait until then.
         self.holding = True

@@ -14,9 +14,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from accounts.models import User
-from accounts.serializers import UserBriefSerializer
+from accounts.serializers import user_brief
 from messaging.models import Message
-from messaging.serializers import MessageSerializer
+from messaging.serializers import message_payload
 
 logger = logging.getLogger(__name__)
 
@@ -54,49 +54,50 @@ async def _send_to_group(group: str, event: dict[str, Any]) -> None:
     await layer.group_send(group, {**event, "group": group})
 
 
-def _send_after_commit(sends: list[tuple[str, dict[str, Any]]]) -> None:
-    """Sends ``(group, event)`` pairs in order, with one hop to the event loop.
+async def send_events(sends: list[tuple[str, dict[str, Any]]]) -> None:
+    """Sends ``(group, event)`` pairs in order, for changes that are already committed.
 
-    Runs after commit, so a failing layer must not raise: the change is committed
-    either way, and a client that misses an event sees a gap in ``seq`` (or reconnects)
-    and catches up through ``?after=`` (API.md, Guarantees).
+    A failing layer must not raise: the change is committed either way, and a client
+    that misses an event sees a gap in ``seq`` (or reconnects) and catches up through
+    ``?after=`` (API.md, Guarantees).
     """
-
-    async def send_all() -> None:
+    try:
         for group, event in sends:
             await _send_to_group(group, event)
-
-    try:
-        async_to_sync(send_all)()
     except Exception:
         logger.exception("channel layer send failed for %s", [e["type"] for _, e in sends])
+
+
+def _send_after_commit(sends: list[tuple[str, dict[str, Any]]]) -> None:
+    """``send_events`` from synchronous code (``transaction.on_commit``): one hop to the loop."""
+    async_to_sync(send_events)(sends)
 
 
 def _to_room(room_id: int, event: dict[str, Any]) -> None:
     _send_after_commit([(room_group_name(room_id), event)])
 
 
+def message_new_events(messages: list[Message]) -> list[tuple[str, dict[str, Any]]]:
+    """``message.new`` for each message, in order, each frame encoded once for every socket."""
+    return [
+        (
+            room_group_name(message.room_id),
+            {
+                "type": "message.new",
+                "seq": message.seq,
+                "text": encode_frame({"type": "message.new", "message": message_payload(message)}),
+            },
+        )
+        for message in messages
+    ]
+
+
 def broadcast_messages_created(messages: list[Message]) -> None:
-    """``message.new`` for each message, in order, serialized in one pass."""
-    payloads = MessageSerializer(messages, many=True).data
-    _send_after_commit(
-        [
-            (
-                room_group_name(message.room_id),
-                {
-                    "type": "message.new",
-                    "seq": message.seq,
-                    "text": encode_frame({"type": "message.new", "message": data}),
-                },
-            )
-            for message, data in zip(messages, payloads, strict=True)
-        ]
-    )
+    _send_after_commit(message_new_events(messages))
 
 
 def broadcast_message_updated(message: Message) -> None:
-    data = MessageSerializer(message).data
-    text = encode_frame({"type": "message.updated", "message": data})
+    text = encode_frame({"type": "message.updated", "message": message_payload(message)})
     _to_room(message.room_id, {"type": "message.updated", "text": text})
 
 
@@ -126,12 +127,10 @@ def broadcast_user_deactivated(user_id: int) -> None:
 
 
 async def send_typing(*, room_id: int, user: User, is_typing: bool) -> None:
-    user_data = UserBriefSerializer(user).data
-    text = encode_frame({"type": "typing", "user": user_data, "is_typing": is_typing})
+    text = encode_frame({"type": "typing", "user": user_brief(user), "is_typing": is_typing})
     await group_send(room_id, {"type": "typing", "user_id": user.pk, "text": text})
 
 
 async def send_presence(*, room_id: int, user: User, status: str) -> None:
-    user_data = UserBriefSerializer(user).data
-    text = encode_frame({"type": "presence", "user": user_data, "status": status})
+    text = encode_frame({"type": "presence", "user": user_brief(user), "status": status})
     await group_send(room_id, {"type": "presence", "user_id": user.pk, "text": text})

@@ -8,11 +8,11 @@ import enum
 from typing import Any
 
 from accounts.models import User
-from accounts.serializers import UserBriefSerializer
+from accounts.serializers import user_brief
 from messaging import events
 from messaging.selectors import message_list_page, user_list_brief
-from messaging.serializers import MessageSerializer
-from messaging.services import MessageDraft, message_create_many
+from messaging.serializers import message_payload
+from messaging.services import MessageCreateResult, MessageDraft, message_create_many
 from rooms.models import Room
 from rooms.selectors import room_get_for_user
 from rooms.serializers import RoomSerializer
@@ -40,21 +40,27 @@ def socket_hello(*, room: Room, user: User, online_ids: list[int]) -> dict[str, 
     return {
         "type": "hello",
         "room": RoomSerializer(room).data,
-        "user": UserBriefSerializer(user).data,
-        "online": UserBriefSerializer(user_list_brief(user_ids=online_ids), many=True).data,
+        "user": user_brief(user),
+        "online": [user_brief(u) for u in user_list_brief(user_ids=online_ids)],
         "last_seq": room.last_seq,
     }
 
 
-def socket_send_messages(drafts: list[MessageDraft]) -> list[dict[str, Any] | Exception]:
-    """Stores a batch of sends (``messaging.writer``); each as its ack's message, or the
-    exception that refused it."""
-    outcomes = message_create_many(drafts)
-    # One serializer pass for the batch: building a serializer per message costs more
-    # than everything else on the send path.
-    stored = [o.message for o in outcomes if not isinstance(o, Exception)]
-    payloads = iter(MessageSerializer(stored, many=True).data)
-    return [o if isinstance(o, Exception) else dict(next(payloads)) for o in outcomes]
+Acks = list[dict[str, Any] | Exception]
+Broadcasts = list[tuple[str, dict[str, Any]]]
+
+
+def socket_send_messages(drafts: list[MessageDraft]) -> tuple[Acks, Broadcasts]:
+    """Stores a batch of sends (``messaging.writer``).
+
+    Returns each draft's ack (the message as stored, or the exception that refused
+    it), and the ``message.new`` events of the messages it created, which the caller
+    sends to the channel layer: the transaction has committed when this returns.
+    """
+    outcomes = message_create_many(drafts, broadcast=False)
+    acks: Acks = [o if isinstance(o, Exception) else message_payload(o.message) for o in outcomes]
+    created = [o.message for o in outcomes if isinstance(o, MessageCreateResult) and o.created]
+    return acks, events.message_new_events(created)
 
 
 def socket_mark_read(*, room: Room, user: User, seq: int) -> None:
@@ -67,9 +73,7 @@ def socket_messages_after(*, room: Room, after: int) -> list[tuple[int, str]]:
     return [
         (
             message.seq,
-            events.encode_frame(
-                {"type": "message.new", "message": MessageSerializer(message).data}
-            ),
+            events.encode_frame({"type": "message.new", "message": message_payload(message)}),
         )
         for message in page
     ]

@@ -4,7 +4,8 @@ Sends from every socket of this process that arrive while a batch is being store
 wait for the next batch, which is stored in one transaction (``message_create_many``)
 with one thread hop, a few queries whatever its size, and one hop back to broadcast.
 A lone send goes out at once: batching adds no delay, it only forms under load. Each
-sender is answered only after the commit of its batch.
+sender is answered only after the commit of its batch, and the batch's messages are
+broadcast from the event loop right after that commit.
 """
 
 import asyncio
@@ -13,8 +14,9 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from messaging import events
 from messaging.services import MessageDraft
-from messaging.sockets import socket_send_messages
+from messaging.sockets import Broadcasts, socket_send_messages
 
 MAX_BATCH = 200
 
@@ -38,12 +40,16 @@ class MessageWriter:
         try:
             while self.queue:
                 batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
+                broadcasts: Broadcasts = []
                 try:
-                    outcomes = await database_sync_to_async(socket_send_messages)(
+                    outcomes, broadcasts = await database_sync_to_async(socket_send_messages)(
                         [draft for draft, _ in batch]
                     )
                 except Exception as error:  # the database is unreachable, say
                     outcomes = [error] * len(batch)
+                # Committed: broadcast from here, before the next batch is stored, so
+                # this process publishes each room's messages in seq order.
+                await events.send_events(broadcasts)
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if future.done():  # its socket went away meanwhile
                         continue

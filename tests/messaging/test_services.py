@@ -2,7 +2,9 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
@@ -12,6 +14,7 @@ from messaging.services import (
     MessageNotEditable,
     NotAMember,
     RateLimited,
+    _originals,
     message_create,
     message_create_many,
     message_delete,
@@ -62,6 +65,67 @@ def test_repeated_client_id_returns_the_original_and_broadcasts_nothing(
     assert (result.created, result.message.pk, result.message.body) == (False, original.pk, "hello")
     broadcast.assert_not_called()
     assert Message.objects.count() == 1
+
+
+@override_settings(CHAT_MESSAGE_RATE=0.001, CHAT_MESSAGE_BURST=1)
+def test_a_resend_gets_its_original_even_when_the_bucket_is_empty(room: Room, user: User) -> None:
+    original = message_create(room=room, author=user, body="hello", client_id="c-1").message
+
+    result = message_create(room=room, author=user, body="hello", client_id="c-1")
+    with pytest.raises(RateLimited):
+        message_create(room=room, author=user, body="new", client_id="c-2")
+
+    assert (result.created, result.message.pk) == (False, original.pk)
+
+
+def test_a_resend_after_leaving_the_room_still_gets_its_original(room: Room) -> None:
+    member = UserFactory.create()
+    Membership.objects.create(room=room, user=member)
+    original = message_create(room=room, author=member, body="hi", client_id="c-1").message
+    Membership.objects.filter(room=room, user=member).delete()
+
+    result = message_create(room=room, author=member, body="hi", client_id="c-1")
+
+    assert (result.created, result.message.pk) == (False, original.pk)
+    with pytest.raises(NotAMember):
+        message_create(room=room, author=member, body="hi", client_id="c-2")
+
+
+def test_a_batch_of_new_messages_costs_the_same_few_queries_whatever_its_size(
+    user: User, django_assert_max_num_queries
+) -> None:
+    rooms = [RoomFactory.create(owner=user) for _ in range(20)]
+    drafts = [
+        MessageDraft(room_id=r.pk, author=user, body=f"m{n}", client_id=f"c{n}-{r.pk}")
+        for n in range(5)
+        for r in rooms
+    ]
+
+    # Lock rooms, lock memberships, insert, update rooms, update memberships (one
+    # executemany each); plus the savepoint around them. No lookup for originals.
+    with django_assert_max_num_queries(7):
+        outcomes = message_create_many(drafts)
+
+    assert all(o.created for o in outcomes)
+    assert sorted(Room.objects.values_list("last_seq", flat=True)) == [5] * 20
+    assert set(Membership.objects.values_list("last_read_seq", flat=True)) == {5}
+
+
+def test_looking_up_resends_walks_the_client_id_index(room: Room, user: User) -> None:
+    """Not every message of the room: the lookup stays cheap however long the history."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the plan is checked on SQLite; PostgreSQL plans by table statistics")
+    drafts = [MessageDraft(room_id=room.pk, author=user, body="x", client_id=f"c{n}") for n in "ab"]
+
+    with CaptureQueriesContext(connection) as captured:
+        _originals(drafts)
+    (query,) = captured.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + query["sql"])
+        plan = " ".join(str(row) for row in cursor.fetchall())
+
+    assert "INDEX messaging_message_client_id" in plan
+    assert "SCAN messaging_message" not in plan
 
 
 def test_the_same_client_id_from_another_author_is_a_new_message(room: Room, user: User) -> None:

@@ -20,9 +20,9 @@ async def test_sends_arriving_together_share_a_transaction_and_each_gets_its_ack
     batches: list[int] = []
     real = sockets.message_create_many
 
-    def counting(drafts):  # type: ignore[no-untyped-def]
+    def counting(drafts, **kwargs):  # type: ignore[no-untyped-def]
         batches.append(len(drafts))
-        return real(drafts)
+        return real(drafts, **kwargs)
 
     with mock.patch.object(sockets, "message_create_many", counting):
         for n, socket in enumerate(senders):
