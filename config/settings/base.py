@@ -173,7 +173,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "config.layers.SweepingInMemoryChannelLayer",
             "CONFIG": {"capacity": env.int("CHANNEL_LAYER_CAPACITY", default=5000)},
         }
     }
