@@ -32,13 +32,14 @@ from messaging.serializers import (
 from messaging.services import MessageDraft, NotAMember, RateLimited
 from messaging.sockets import (
     RoomAccess,
-    socket_hello,
     socket_mark_read,
     socket_messages_after,
+    socket_open,
     socket_room,
 )
 from messaging.writer import get_writer
 from rooms.models import Room
+from rooms.serializers import room_payload
 
 logger = logging.getLogger(__name__)
 
@@ -145,18 +146,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         hub = get_hub()
         for group in self.subscriptions:
             await hub.subscribe(group, self)
-        room, access = await database_sync_to_async(socket_room)(room_id=self.room_id, user=user)
-        if room is None or access is not RoomAccess.MEMBER:
+        presence = get_presence_store()
+        # Who is online is read before this socket joins (it adds itself), so that the
+        # database is one thread hop: the room, the access check and the hello.
+        online = await presence.online(self.room_id)
+        room, access, hello = await database_sync_to_async(socket_open)(
+            room_id=self.room_id, user=user, online_ids=[*online, user.pk]
+        )
+        if room is None or hello is None:
             self._unsubscribe()
             await self.close(code=_close_code_for(access))
             return
         self.room = room
-        presence = get_presence_store()
         first = await presence.join(self.room_id, user.pk, self.socket_id)
         self.joined = True
-        hello = await database_sync_to_async(socket_hello)(
-            room=room, user=user, online_ids=await presence.online(self.room_id)
-        )
         self.orderer = SeqOrderer(hello["last_seq"])
         self.deliver_lock = asyncio.Lock()
         self.last_typing = 0.0
@@ -403,9 +406,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._close_from_server(_close_code_for(access))
             return
         self.room = room
-        hello = await database_sync_to_async(socket_hello)(room=room, user=self.user, online_ids=[])
         await self.send(
-            text_data=events.encode_frame({"type": "room.updated", "room": hello["room"]})
+            text_data=events.encode_frame({"type": "room.updated", "room": room_payload(room)})
         )
 
     async def on_event_room_deleted(self, event: dict[str, Any]) -> None:

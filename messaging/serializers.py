@@ -35,7 +35,7 @@ def validate_body(value: str) -> str:
     return value
 
 
-def _iso_datetime(value: datetime | None) -> str | None:
+def iso_datetime(value: datetime | None) -> str | None:
     """As DRF's ``DateTimeField`` shows it: ISO 8601 in the current time zone, UTC as Z."""
     if value is None:
         return None
@@ -57,8 +57,8 @@ def message_payload(message: Message) -> dict[str, Any]:
         "author": user_brief(message.author),
         "body": message.body,
         "client_id": message.client_id or None,
-        "created_at": _iso_datetime(message.created_at),
-        "edited_at": _iso_datetime(message.edited_at),
+        "created_at": iso_datetime(message.created_at),
+        "edited_at": iso_datetime(message.edited_at),
         "is_deleted": message.is_deleted,
     }
 

@@ -15,7 +15,7 @@ from messaging.serializers import message_payload
 from messaging.services import MessageCreateResult, MessageDraft, message_create_many
 from rooms.models import Room
 from rooms.selectors import room_get_for_user
-from rooms.serializers import RoomSerializer
+from rooms.serializers import room_payload
 from rooms.services import room_mark_read
 
 GAP_FILL_LIMIT = 100
@@ -39,11 +39,22 @@ def socket_room(*, room_id: int, user: User) -> tuple[Room | None, RoomAccess]:
 def socket_hello(*, room: Room, user: User, online_ids: list[int]) -> dict[str, Any]:
     return {
         "type": "hello",
-        "room": RoomSerializer(room).data,
+        "room": room_payload(room),
         "user": user_brief(user),
         "online": [user_brief(u) for u in user_list_brief(user_ids=online_ids)],
         "last_seq": room.last_seq,
     }
+
+
+def socket_open(
+    *, room_id: int, user: User, online_ids: list[int]
+) -> tuple[Room | None, RoomAccess, dict[str, Any] | None]:
+    """All that opening a socket reads, in one thread hop: the room as ``user`` sees it,
+    whether they may be in it, and (if they may) the ``hello`` frame."""
+    room, access = socket_room(room_id=room_id, user=user)
+    if room is None or access is not RoomAccess.MEMBER:
+        return room, access, None
+    return room, access, socket_hello(room=room, user=user, online_ids=online_ids)
 
 
 Acks = list[dict[str, Any] | Exception]

@@ -499,7 +499,7 @@ async def test_a_database_failure_while_opening_closes_with_4503_and_leaves_noth
     room: Room, user: User
 ) -> None:
     with mock.patch(
-        "messaging.consumers.socket_room", side_effect=OperationalError("database is down")
+        "messaging.consumers.socket_open", side_effect=OperationalError("database is down")
     ):
         assert await close_code(communicator_for(room.pk, user)) == 4503
 

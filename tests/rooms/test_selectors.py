@@ -72,18 +72,54 @@ def test_room_get_for_user_is_none_for_a_hidden_room(user: User) -> None:
     assert room_get_for_user(room_id=hidden.pk, user=hidden.owner) is not None
 
 
-def test_room_get_for_user_serializes_in_two_queries(
+def test_room_get_for_user_serializes_in_three_queries(
     room: Room, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     MessageFactory.create_batch(2, room=room)
 
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         found = room_get_for_user(room_id=room.pk, user=room.owner)
         assert found is not None
         data = RoomSerializer(found).data
 
     assert data["last_message"]["seq"] == 2
     assert data["unread_count"] == 2
+
+
+@pytest.mark.parametrize("visibility", ["public", "private"])
+@pytest.mark.parametrize("messages", [0, 3])
+def test_one_room_reads_as_it_does_in_the_list(visibility: str, messages: int) -> None:
+    """``room_get_for_user`` (three small queries) and the list's annotated query agree."""
+    room = RoomFactory.create(visibility=visibility)
+    MessageFactory.create_batch(messages, room=room)
+    member = UserFactory.create()
+    Membership.objects.create(room=room, user=member, last_read_seq=min(messages, 1))
+    MembershipFactory.create(room=RoomFactory.create(), user=member)  # another room's
+    outsider = UserFactory.create()
+
+    for user in (room.owner, member, outsider):
+        listed = room_list_for_user(user=user).filter(pk=room.pk).first()
+        alone = room_get_for_user(room_id=room.pk, user=user)
+        if listed is None:
+            assert (visibility, user) == ("private", outsider)
+            assert alone is None
+        else:
+            assert alone is not None
+            assert RoomSerializer(alone).data == RoomSerializer(listed).data
+            expected = "owner" if user == room.owner else "member" if user == member else None
+            assert RoomSerializer(alone).data["role"] == expected
+
+
+def test_room_payload_is_the_serializer_output(room: Room, other_user: User) -> None:
+    from rest_framework import serializers
+
+    MessageFactory.create(room=room, client_id="c1")
+    Membership.objects.create(room=room, user=other_user)
+    for user in (room.owner, other_user, UserFactory.create()):
+        found = room_get_for_user(room_id=room.pk, user=user)
+        declared = serializers.Serializer.to_representation(RoomSerializer(), found)
+        assert RoomSerializer(found).data == dict(declared)
+        assert list(RoomSerializer(found).data) == list(declared)
 
 
 def test_room_last_message_works_without_the_prefetch(room: Room) -> None:
