@@ -47,9 +47,9 @@ class MessageWriter:
                     )
                 except Exception as error:  # the database is unreachable, say
                     outcomes = [error] * len(batch)
-                # Committed: broadcast from here, before the next batch is stored, so
-                # this process publishes each room's messages in seq order.
-                await events.send_events(broadcasts)
+                # Committed: the senders get their acks, and the room its broadcasts,
+                # sent from here before the next batch is stored, so this process
+                # publishes each room's messages in seq order.
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if future.done():  # its socket went away meanwhile
                         continue
@@ -57,6 +57,7 @@ class MessageWriter:
                         future.set_exception(outcome)
                     else:
                         future.set_result(outcome)
+                await events.send_events(broadcasts)
         finally:
             self.draining = None
 
