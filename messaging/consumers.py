@@ -359,8 +359,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_event_message_new(self, event: dict[str, Any]) -> None:
         async with self.deliver_lock:
-            for text in self.orderer.offer(event["seq"], event["text"]):
-                await self.send(text_data=text)
+            for seq, text in event["frames"]:
+                for ready in self.orderer.offer(seq, text):
+                    await self.send(text_data=ready)
         if self.orderer.has_gap and self.gap_task is None:
             self.gap_task = asyncio.create_task(self._fill_gap())
 

@@ -6,6 +6,7 @@ never stored (typing, presence). Each event that reaches sockets verbatim carrie
 frame already encoded as JSON, so a broadcast is serialized once, not once per socket.
 """
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -55,17 +56,33 @@ async def _send_to_group(group: str, event: dict[str, Any]) -> None:
 
 
 async def send_events(sends: list[tuple[str, dict[str, Any]]]) -> None:
-    """Sends ``(group, event)`` pairs in order, for changes that are already committed.
+    """Sends ``(group, event)`` pairs, for changes that are already committed.
 
+    Each group's events leave in order; different groups' go out concurrently (a batch
+    of sends in fifty rooms is fifty channel-layer round trips, not one after another).
     A failing layer must not raise: the change is committed either way, and a client
     that misses an event sees a gap in ``seq`` (or reconnects) and catches up through
     ``?after=`` (API.md, Guarantees).
     """
-    try:
-        for group, event in sends:
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for group, event in sends:
+        by_group.setdefault(group, []).append(event)
+
+    async def send_in_order(group: str, group_events: list[dict[str, Any]]) -> None:
+        for event in group_events:
             await _send_to_group(group, event)
-    except Exception:
-        logger.exception("channel layer send failed for %s", [e["type"] for _, e in sends])
+
+    results = await asyncio.gather(
+        *(send_in_order(group, group_events) for group, group_events in by_group.items()),
+        return_exceptions=True,
+    )
+    for group, result in zip(by_group, results, strict=True):
+        if isinstance(result, Exception):
+            logger.error(
+                "channel layer send failed for %s",
+                [event["type"] for event in by_group[group]],
+                exc_info=result,
+            )
 
 
 def _send_after_commit(sends: list[tuple[str, dict[str, Any]]]) -> None:
@@ -78,17 +95,19 @@ def _to_room(room_id: int, event: dict[str, Any]) -> None:
 
 
 def message_new_events(messages: list[Message]) -> list[tuple[str, dict[str, Any]]]:
-    """``message.new`` for each message, in order, each frame encoded once for every socket."""
+    """``message.new`` for the messages, one event per room with their frames in order.
+
+    A batch reaches each process once per room, not once per message: one channel-layer
+    message (one Redis round trip) where there were dozens, and each frame is encoded
+    once for every socket. The event's ``frames`` are ``[seq, text]`` pairs.
+    """
+    frames_by_room: dict[int, list[list[Any]]] = {}
+    for message in messages:
+        text = encode_frame({"type": "message.new", "message": message_payload(message)})
+        frames_by_room.setdefault(message.room_id, []).append([message.seq, text])
     return [
-        (
-            room_group_name(message.room_id),
-            {
-                "type": "message.new",
-                "seq": message.seq,
-                "text": encode_frame({"type": "message.new", "message": message_payload(message)}),
-            },
-        )
-        for message in messages
+        (room_group_name(room_id), {"type": "message.new", "frames": frames})
+        for room_id, frames in frames_by_room.items()
     ]
 
 

@@ -27,6 +27,8 @@ class MessageWriter:
     def __init__(self) -> None:
         self.queue: list[tuple[MessageDraft, asyncio.Future[dict[str, Any]]]] = []
         self.draining: asyncio.Task[None] | None = None
+        # The broadcast of the last batch stored; each waits for the one before.
+        self.publishing: asyncio.Task[None] | None = None
 
     async def submit(self, draft: MessageDraft) -> dict[str, Any]:
         """Stores ``draft``; the message as serialized, or the exception that refused it."""
@@ -47,9 +49,7 @@ class MessageWriter:
                     )
                 except Exception as error:  # the database is unreachable, say
                     outcomes = [error] * len(batch)
-                # Committed: the senders get their acks, and the room its broadcasts,
-                # sent from here before the next batch is stored, so this process
-                # publishes each room's messages in seq order.
+                # Committed: the senders get their acks.
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if future.done():  # its socket went away meanwhile
                         continue
@@ -57,9 +57,21 @@ class MessageWriter:
                         future.set_exception(outcome)
                     else:
                         future.set_result(outcome)
-                await events.send_events(broadcasts)
+                # The broadcast goes out while the next batch is stored, after the
+                # previous batch's (so this process publishes each room's messages in
+                # seq order); at most one batch's broadcast waits behind another.
+                previous = self.publishing
+                self.publishing = asyncio.create_task(self._publish(previous, broadcasts))
+                if previous is not None:
+                    await asyncio.shield(previous)
         finally:
             self.draining = None
+
+    @staticmethod
+    async def _publish(previous: "asyncio.Task[None] | None", broadcasts: Broadcasts) -> None:
+        if previous is not None:
+            await asyncio.shield(previous)
+        await events.send_events(broadcasts)
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MessageWriter] = (
