@@ -64,7 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.static.AsyncWhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -110,15 +110,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # Persistent connections: the socket path reaches the database through one worker
+    # thread, and a SQLite connection that closes after each call reopens, re-runs its
+    # PRAGMAs and, as the last connection of a WAL database, checkpoints on every close.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 else:
     # A database that stops answering must not hold the shared database thread forever.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
-
-# Persistent connections, on SQLite too: the socket path reaches the database through
-# one worker thread, and a SQLite connection that closes after each call reopens, re-runs
-# its PRAGMAs and, as the last connection of a WAL database, checkpoints on every close.
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # A connection pool (psycopg_pool), not persistent connections: under ASGI each
+    # HTTP request runs in a thread of its own, so a persistent connection is never
+    # reused and every request paid for a new PostgreSQL connection. Connections are
+    # checked on checkout (CONN_HEALTH_CHECKS), so none that died with a database
+    # restart is handed out.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "pool",
+        {
+            "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=2.0),
+        },
+    )
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # with a pool: check on checkout
 
 # AUTHENTICATION
 # ------------------------------------------------------------------------------
