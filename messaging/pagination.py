@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from messaging.models import Message
-from messaging.serializers import MAX_SEQ
+from messaging.serializers import MAX_SEQ, message_payloads
 
 
 class PageParamsSerializer(serializers.Serializer[Any]):
@@ -41,26 +41,28 @@ class MessageSeqPagination(BasePagination):
 
     def paginate_queryset(
         self, queryset: QuerySet[Message], request: Request, view: Any = None
-    ) -> list[Message]:
+    ) -> list[dict[str, Any]]:
+        """The page, as the messages' payloads (``message_payloads``), not Message objects."""
         params = PageParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         limit = min(params.validated_data.get("limit", self.default_limit), self.max_limit)
         after = params.validated_data.get("after")
         before = params.validated_data.get("before")
         if after is not None:
-            rows = list(queryset.filter(seq__gt=after).order_by("seq")[: limit + 1])
+            queryset = queryset.filter(seq__gt=after).order_by("seq")
             direction = "after"
         else:
             if before is not None:
                 queryset = queryset.filter(seq__lt=before)
-            rows = list(queryset.order_by("-seq")[: limit + 1])
+            queryset = queryset.order_by("-seq")
             direction = "before"
+        rows = message_payloads(queryset, limit=limit + 1)
         page = rows[:limit]
         self.next_url = None
         if len(rows) > limit:
             other = "after" if direction == "before" else "before"
             url = remove_query_param(request.build_absolute_uri(), other)
-            url = replace_query_param(url, direction, page[-1].seq)
+            url = replace_query_param(url, direction, page[-1]["seq"])
             self.next_url = url
         return page
 

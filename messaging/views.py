@@ -1,4 +1,5 @@
 import math
+from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -79,6 +80,11 @@ class RoomMessageViewSet(
         if getattr(self, "swagger_fake_view", False):
             return Message.objects.none()
         return message_list_for_room(room=self.get_room())
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # The paginator returns the page already as payloads (MessageSerializer's shape).
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(page)
 
     def create(self, request: Request, room_pk: str) -> Response:
         assert isinstance(request.user, User)

@@ -22,6 +22,7 @@ from messaging.serializers import (
     MessageSerializer,
     message_input,
     message_payload,
+    message_payloads,
 )
 from tests.factories import MessageFactory, UserFactory
 
@@ -57,6 +58,18 @@ def test_message_payload_is_the_serializer_output(changes: dict) -> None:
     assert MessageSerializer(message).data == payload
     assert MessageSerializer([message], many=True).data == [payload]
     assert payload["created_at"].endswith("Z")
+
+
+@pytest.mark.django_db
+def test_history_rows_read_as_the_messages_payloads() -> None:
+    message = MessageFactory.create(client_id="c-1")
+    MessageFactory.create(room=message.room, body="", is_deleted=True, edited_at=message.created_at)
+    messages = Message.objects.filter(room=message.room).order_by("seq")
+
+    assert message_payloads(messages, limit=10) == [
+        message_payload(m) for m in messages.select_related("author")
+    ]
+    assert len(message_payloads(messages, limit=1)) == 1
 
 
 @pytest.mark.django_db
