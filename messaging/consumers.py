@@ -11,6 +11,7 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -97,11 +98,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "chat.no-channel-per-socket"
 
     user: User
-    room: Room
     room_id: int
     socket_id: str
     subscriptions: tuple[str, ...] = ()
     joined = False
+    # Events that arrive while the socket holds them back (see ``_open``); created
+    # only when one does.
+    held: deque[dict[str, Any]] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels' loop (await_many_dispatch) wraps every receive in a task of its own
+        # to race it against the socket's channel. These sockets have no channel: one
+        # plain loop, and an idle socket holds one task less.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch hops to a worker thread before every message to close stale
@@ -137,7 +153,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Events wait in ``held`` until hello has gone out (and later, while a send
         # waits for its ack), so the client sees them after, in arrival order.
         self.holding = True
-        self.held: deque[dict[str, Any]] = deque()
         self.gap_task: asyncio.Task[None] | None = None
         self.expiry: asyncio.TimerHandle | None = None
         # Subscribe before reading the room, so no message committed after hello's
@@ -157,7 +172,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self._unsubscribe()
             await self.close(code=_close_code_for(access))
             return
-        self.room = room
         first = await presence.join(self.room_id, user.pk, self.socket_id)
         self.joined = True
         self.orderer = SeqOrderer(hello["last_seq"])
@@ -223,6 +237,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def deliver(self, event: dict[str, Any]) -> None:
         """Called by the hub with each event of this socket's groups, in arrival order."""
         if self.holding:
+            if self.held is None:
+                self.held = deque()
             self.held.append(event)
         else:
             await self._handle_event(event)
@@ -236,6 +252,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Hands on the events held back, in order, then lets new ones straight through."""
         while self.held:
             await self._handle_event(self.held.popleft())
+        self.held = None
         self.holding = False
 
     # Client frames ---------------------------------------------------------------
@@ -328,7 +345,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_read(self, frame: dict[str, Any]) -> None:
         seq = _validated(ReadFrameSerializer, frame)["seq"]
-        await database_sync_to_async(socket_mark_read)(room=self.room, user=self.user, seq=seq)
+        await database_sync_to_async(socket_mark_read)(
+            room_id=self.room_id, user=self.user, seq=seq
+        )
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send(text_data='{"type":"pong"}')
@@ -370,7 +389,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(GAP_WAIT)
             while self.orderer.has_gap:
                 missing = await database_sync_to_async(socket_messages_after)(
-                    room=self.room, after=self.orderer.last_seq
+                    room_id=self.room_id, after=self.orderer.last_seq
                 )
                 if not missing:
                     break
@@ -406,7 +425,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if room is None or access is not RoomAccess.MEMBER:
             await self._close_from_server(_close_code_for(access))
             return
-        self.room = room
         await self.send(
             text_data=events.encode_frame({"type": "room.updated", "room": room_payload(room)})
         )

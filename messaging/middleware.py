@@ -58,20 +58,24 @@ class JWTAuthMiddleware(BaseMiddleware):
     """Populates ``scope["user"]`` (and ``scope["token_exp"]``); consumers decide the rest."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
-        scope = dict(scope)
+        # This frame lives as long as the socket: it keeps only the scope, not the
+        # token and its payload (an idle process holds thousands of sockets).
+        scope = dict(scope, **await self._identity(scope))
+        return await self.inner(scope, receive, send)
+
+    @staticmethod
+    async def _identity(scope: Any) -> dict[str, Any]:
         token = token_from_scope(scope)
+        identity: dict[str, Any] = {"user": AnonymousUser(), "token_exp": None}
         try:
             found = await database_sync_to_async(get_user_for_token)(token) if token else None
         except DatabaseError:
             # Let the handshake through, so the consumer can close it with 4503 ("try
             # again later") rather than daphne refusing it with a bare HTTP 500.
             logger.warning("could not read the user of a WebSocket token", exc_info=True)
-            scope["auth_unavailable"] = True
+            identity["auth_unavailable"] = True
             found = None
-        if found is None:
-            scope["user"] = AnonymousUser()
-            scope["token_exp"] = None
-        else:
-            scope["user"], validated = found
-            scope["token_exp"] = validated.get("exp")
-        return await super().__call__(scope, receive, send)
+        if found is not None:
+            user, validated = found
+            identity.update(user=user, token_exp=validated.get("exp"))
+        return identity

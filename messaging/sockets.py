@@ -74,13 +74,13 @@ def socket_send_messages(drafts: list[MessageDraft]) -> tuple[Acks, Broadcasts]:
     return acks, events.message_new_events(created)
 
 
-def socket_mark_read(*, room: Room, user: User, seq: int) -> None:
-    room_mark_read(room=room, user=user, seq=seq)
+def socket_mark_read(*, room_id: int, user: User, seq: int) -> None:
+    room_mark_read(room=Room(pk=room_id), user=user, seq=seq)
 
 
-def socket_messages_after(*, room: Room, after: int) -> list[tuple[int, str]]:
+def socket_messages_after(*, room_id: int, after: int) -> list[tuple[int, str]]:
     """Stored messages after ``after``, each as its encoded ``message.new`` frame."""
-    page = message_list_page(room=room, after=after, limit=GAP_FILL_LIMIT)
+    page = message_list_page(room=Room(pk=room_id), after=after, limit=GAP_FILL_LIMIT)
     return [
         (
             message.seq,
