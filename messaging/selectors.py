@@ -1,5 +1,7 @@
 """Reads about messages."""
 
+from typing import Any
+
 from django.db.models import QuerySet
 
 from accounts.models import User
@@ -36,5 +38,10 @@ def message_get_for_user(*, message_id: int, user: User) -> Message | None:
     )
 
 
-def user_list_brief(*, user_ids: list[int]) -> list[User]:
-    return list(User.objects.filter(pk__in=user_ids).order_by("username"))
+def user_list_brief(*, user_ids: list[int]) -> list[dict[str, Any]]:
+    """The users as ``user_brief`` shows them, by username; read as rows, not models."""
+    rows = User.objects.filter(pk__in=user_ids).order_by("username")
+    return [
+        {"id": pk, "username": username, "display_name": display_name}
+        for pk, username, display_name in rows.values_list("pk", "username", "display_name")
+    ]

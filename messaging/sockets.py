@@ -41,7 +41,7 @@ def socket_hello(*, room: Room, user: User, online_ids: list[int]) -> dict[str, 
         "type": "hello",
         "room": room_payload(room),
         "user": user_brief(user),
-        "online": [user_brief(u) for u in user_list_brief(user_ids=online_ids)],
+        "online": user_list_brief(user_ids=online_ids),
         "last_seq": room.last_seq,
     }
 
