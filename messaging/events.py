@@ -1,8 +1,9 @@
 """Channel-layer group naming and fan-out: the only module that sends to the layer.
 
 Services call the sync functions through ``transaction.on_commit``, so clients never
-hear of a change that was rolled back; the consumer calls the async ones for what is
-never stored (typing, presence). Each event that reaches sockets verbatim carries its
+hear of a change that was rolled back; the WebSocket writer sends its batches' events
+itself once they are committed (``send_events``); the consumer calls the async ones for
+what is never stored (typing, presence). Each event that reaches sockets verbatim carries its
 frame already encoded as JSON, so a broadcast is serialized once, not once per socket.
 """
 

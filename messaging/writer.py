@@ -2,10 +2,10 @@
 
 Sends from every socket of this process that arrive while a batch is being stored
 wait for the next batch, which is stored in one transaction (``message_create_many``)
-with one thread hop, a few queries whatever its size, and one hop back to broadcast.
-A lone send goes out at once: batching adds no delay, it only forms under load. Each
-sender is answered only after the commit of its batch, and the batch's messages are
-broadcast from the event loop right after that commit.
+with one thread hop and a few queries whatever its size. A lone send goes out at once:
+batching adds no delay, it only forms under load. Each sender is answered only after
+the commit of its batch; the batch's messages are then broadcast from the event loop,
+one channel-layer event per room, while the next batch is being stored.
 """
 
 import asyncio
