@@ -1145,32 +1145,47 @@ async def scenario_idle(server: Server, plan: Plan, cfg: Config) -> dict[str, An
     }
 
 
-async def _room_peers(
-    server: Server, plan: Plan, cfg: Config, stats: Stats, name: str
+async def _all_peers(
+    server: Server, specs: list[Any], stats: Stats, cfg: Config, name: str, *, concurrency: int
 ) -> list[Peer]:
-    specs = [(u, plan.fanout_room) for u in plan.users[: cfg.fanout_clients]]
-    peers, failures = await open_peers(server, specs, stats, cfg, concurrency=50)
+    """Opens a socket per spec; any that fails to open fails the scenario."""
+    peers, failures = await open_peers(server, specs, stats, cfg, concurrency=concurrency)
     if failures:
         await close_peers(peers)
         raise BenchError(f"{name}: {sum(failures.values())} sockets failed: {dict(failures)}")
     return peers
 
 
-async def scenario_fanout(server: Server, plan: Plan, cfg: Config) -> dict[str, Any]:
-    stats = Stats()
-    peers = await _room_peers(server, plan, cfg, stats, "fanout")
-    senders = peers[: cfg.fanout_senders]
+async def _room_peers(
+    server: Server, plan: Plan, cfg: Config, stats: Stats, name: str
+) -> list[Peer]:
+    specs = [(u, plan.fanout_room) for u in plan.users[: cfg.fanout_clients]]
+    return await _all_peers(server, specs, stats, cfg, name, concurrency=50)
+
+
+async def _closed_loop(
+    server: Server,
+    cfg: Config,
+    stats: Stats,
+    name: str,
+    peers: list[Peer],
+    senders: list[Peer],
+    window: int,
+) -> tuple[Snapshot, Snapshot, bool, str | None]:
+    """Senders keep ``window`` messages without an ack in flight: warm up, measure for
+    ``cfg.duration``, stop and drain. Closes the peers; returns the window's two
+    snapshots, whether the drain completed, and the profile's path (``--profile``)."""
     try:
         await settle(server)
         for sender in senders:
-            sender.window = cfg.window
+            sender.window = window
         stats.running = True
         for sender in senders:
-            for _ in range(cfg.window):
+            for _ in range(window):
                 sender.send_message()
         await asyncio.sleep(cfg.warmup)
         a = Snapshot.take(server, stats)
-        profiler = Profiler(cfg, server, "fanout")
+        profiler = Profiler(cfg, server, name)
         await asyncio.sleep(cfg.duration)
         b = Snapshot.take(server, stats)
         stats.running = False
@@ -1178,6 +1193,27 @@ async def scenario_fanout(server: Server, plan: Plan, cfg: Config) -> dict[str, 
         profile = profiler.finish()
     finally:
         await close_peers(peers)
+    return a, b, complete, profile
+
+
+def _cpu_figures(name: str, a: Snapshot, b: Snapshot) -> dict[str, Any]:
+    """Where the CPU went during a measured window, as percentages of it."""
+    span = b.t - a.t
+    return {
+        f"{name}.server_cpu_pct": 100 * (b.server_cpu - a.server_cpu) / span,
+        f"{name}.server_system_pct": a.system_share(b),
+        f"{name}.others_on_server_core_pct": a.others_on_server_core(b),
+        f"{name}.client_cpu_pct": 100 * (b.client_cpu - a.client_cpu) / span,
+    }
+
+
+async def scenario_fanout(server: Server, plan: Plan, cfg: Config) -> dict[str, Any]:
+    stats = Stats()
+    peers = await _room_peers(server, plan, cfg, stats, "fanout")
+    senders = peers[: cfg.fanout_senders]
+    a, b, complete, profile = await _closed_loop(
+        server, cfg, stats, "fanout", peers, senders, cfg.window
+    )
     span = b.t - a.t
     deliveries = b.deliveries - a.deliveries
     result: dict[str, Any] = {
@@ -1185,10 +1221,7 @@ async def scenario_fanout(server: Server, plan: Plan, cfg: Config) -> dict[str, 
         "fanout.messages_per_s": (b.acks - a.acks) / span,
         "fanout.server_us_per_delivery": 1e6 * (b.server_cpu - a.server_cpu) / max(1, deliveries),
         "fanout.per_cpu_second": deliveries / max(1e-9, b.server_cpu - a.server_cpu),
-        "fanout.server_cpu_pct": 100 * (b.server_cpu - a.server_cpu) / span,
-        "fanout.server_system_pct": a.system_share(b),
-        "fanout.others_on_server_core_pct": a.others_on_server_core(b),
-        "fanout.client_cpu_pct": 100 * (b.client_cpu - a.client_cpu) / span,
+        **_cpu_figures("fanout", a, b),
         "fanout.complete": complete,
         "fanout.errors": sum(stats.errors.values()),
         "fanout.messages": sum(len(s) for s in stats.acked.values()),
@@ -1264,38 +1297,17 @@ async def scenario_latency(server: Server, plan: Plan, cfg: Config) -> dict[str,
 async def scenario_sends(server: Server, plan: Plan, cfg: Config) -> dict[str, Any]:
     stats = Stats()
     specs = [(plan.users[m], room) for room, members in plan.send_rooms for m in members]
-    peers, failures = await open_peers(server, specs, stats, cfg, concurrency=100)
-    if failures:
-        await close_peers(peers)
-        raise BenchError(f"sends: {sum(failures.values())} sockets failed: {dict(failures)}")
-    try:
-        await settle(server)
-        for peer in peers:
-            peer.window = cfg.send_window
-        stats.running = True
-        for peer in peers:
-            for _ in range(cfg.send_window):
-                peer.send_message()
-        await asyncio.sleep(cfg.warmup)
-        a = Snapshot.take(server, stats)
-        profiler = Profiler(cfg, server, "sends")
-        await asyncio.sleep(cfg.duration)
-        b = Snapshot.take(server, stats)
-        stats.running = False
-        complete = await drain(peers, peers, stats, cfg)
-        profiler.finish()
-    finally:
-        await close_peers(peers)
+    peers = await _all_peers(server, specs, stats, cfg, "sends", concurrency=100)
+    a, b, complete, _ = await _closed_loop(
+        server, cfg, stats, "sends", peers, peers, cfg.send_window
+    )
     span = b.t - a.t
     acks = b.acks - a.acks
     result: dict[str, Any] = {
         "sends.acked_per_s": acks / span,
         "sends.deliveries_per_s": (b.deliveries - a.deliveries) / span,
         "sends.server_us_per_ack": 1e6 * (b.server_cpu - a.server_cpu) / max(1, acks),
-        "sends.server_cpu_pct": 100 * (b.server_cpu - a.server_cpu) / span,
-        "sends.server_system_pct": a.system_share(b),
-        "sends.others_on_server_core_pct": a.others_on_server_core(b),
-        "sends.client_cpu_pct": 100 * (b.client_cpu - a.client_cpu) / span,
+        **_cpu_figures("sends", a, b),
         "sends.errors": sum(stats.errors.values()),
         "sends.complete": complete,
     }
