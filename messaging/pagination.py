@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from messaging.models import Message
+from messaging.selectors import message_page_query
 from messaging.serializers import MAX_SEQ, message_payloads
 
 
@@ -48,15 +49,9 @@ class MessageSeqPagination(BasePagination):
         limit = min(params.validated_data.get("limit", self.default_limit), self.max_limit)
         after = params.validated_data.get("after")
         before = params.validated_data.get("before")
-        if after is not None:
-            queryset = queryset.filter(seq__gt=after).order_by("seq")
-            direction = "after"
-        else:
-            if before is not None:
-                queryset = queryset.filter(seq__lt=before)
-            queryset = queryset.order_by("-seq")
-            direction = "before"
-        rows = message_payloads(queryset, limit=limit + 1)
+        direction = "after" if after is not None else "before"
+        page_query = message_page_query(queryset, before=before, after=after)
+        rows = message_payloads(page_query, limit=limit + 1)
         page = rows[:limit]
         self.next_url = None
         if len(rows) > limit:

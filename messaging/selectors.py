@@ -14,19 +14,26 @@ def message_list_for_room(*, room: Room) -> QuerySet[Message]:
     return Message.objects.filter(room=room).select_related("author")
 
 
+def message_page_query(
+    messages: QuerySet[Message], *, before: int | None = None, after: int | None = None
+) -> QuerySet[Message]:
+    """``messages`` in keyset order by ``seq``: newest first (below ``before``, if given),
+    or oldest first above ``after``. Walks the (room, seq) unique index, so a page costs
+    the same at any depth. The REST history and the socket's gap fill both page this way.
+    """
+    if after is not None:
+        return messages.filter(seq__gt=after).order_by("seq")
+    if before is not None:
+        messages = messages.filter(seq__lt=before)
+    return messages.order_by("-seq")
+
+
 def message_list_page(
     *, room: Room, before: int | None = None, after: int | None = None, limit: int
 ) -> list[Message]:
-    """One keyset page by ``seq``: newest first, or oldest first after ``after``.
-
-    Walks the (room, seq) unique index, so a page costs the same at any depth.
-    """
+    """One page of ``room``'s messages (``message_page_query``), with their authors."""
     messages = message_list_for_room(room=room)
-    if after is not None:
-        return list(messages.filter(seq__gt=after).order_by("seq")[:limit])
-    if before is not None:
-        messages = messages.filter(seq__lt=before)
-    return list(messages.order_by("-seq")[:limit])
+    return list(message_page_query(messages, before=before, after=after)[:limit])
 
 
 def message_get_for_user(*, message_id: int, user: User) -> Message | None:
