@@ -24,7 +24,12 @@ PASSWORD_MAX_LENGTH = 256
 
 def user_brief(user: User) -> dict[str, Any]:
     """``UserBriefSerializer``'s output, built directly: it is in every message frame."""
-    return {"id": user.pk, "username": user.username, "display_name": user.display_name}
+    return user_brief_of(user.pk, user.username, user.display_name)
+
+
+def user_brief_of(user_id: int, username: str, display_name: str) -> dict[str, Any]:
+    """``user_brief`` from the three columns, for rows read without a User instance."""
+    return {"id": user_id, "username": username, "display_name": display_name}
 
 
 class UserBriefSerializer(serializers.ModelSerializer[User]):

@@ -1,7 +1,5 @@
 """Reads about messages."""
 
-from typing import Any
-
 from django.db.models import QuerySet
 
 from accounts.models import User
@@ -45,10 +43,7 @@ def message_get_for_user(*, message_id: int, user: User) -> Message | None:
     )
 
 
-def user_list_brief(*, user_ids: list[int]) -> list[dict[str, Any]]:
-    """The users as ``user_brief`` shows them, by username; read as rows, not models."""
-    rows = User.objects.filter(pk__in=user_ids).order_by("username")
-    return [
-        {"id": pk, "username": username, "display_name": display_name}
-        for pk, username, display_name in rows.values_list("pk", "username", "display_name")
-    ]
+def user_list_brief(*, user_ids: list[int]) -> list[tuple[int, str, str]]:
+    """``(id, username, display_name)`` of the users, by username: rows, not models."""
+    users = User.objects.filter(pk__in=user_ids).order_by("username")
+    return list(users.values_list("pk", "username", "display_name"))

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 
-from accounts.serializers import UserBriefSerializer
+from accounts.serializers import UserBriefSerializer, user_brief_of
 from accounts.validators import has_forbidden_characters
 from messaging.models import Message
 
@@ -109,7 +109,7 @@ def _message_dict(
         "id": message_id,
         "room": room_id,
         "seq": seq,
-        "author": {"id": author_id, "username": username, "display_name": display_name},
+        "author": user_brief_of(author_id, username, display_name),
         "body": body,
         "client_id": client_id or None,
         "created_at": iso_datetime(created_at),

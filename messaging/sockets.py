@@ -8,7 +8,7 @@ import enum
 from typing import Any
 
 from accounts.models import User
-from accounts.serializers import user_brief
+from accounts.serializers import user_brief, user_brief_of
 from messaging import events
 from messaging.selectors import message_list_page, user_list_brief
 from messaging.serializers import message_payload
@@ -41,7 +41,7 @@ def socket_hello(*, room: Room, user: User, online_ids: list[int]) -> dict[str, 
         "type": "hello",
         "room": room_payload(room),
         "user": user_brief(user),
-        "online": user_list_brief(user_ids=online_ids),
+        "online": [user_brief_of(*row) for row in user_list_brief(user_ids=online_ids)],
         "last_seq": room.last_seq,
     }
 
