@@ -144,6 +144,8 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         return message.client_id or None
 
     def to_representation(self, instance: Message) -> dict[str, Any]:
+        # The declared fields (and get_client_id) still define the schema, and are the
+        # reference that tests/messaging/test_fast_paths.py holds message_payload to.
         return message_payload(instance)
 
 
