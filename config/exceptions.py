@@ -1,5 +1,6 @@
 """Error responses in DRF's shape: ``{"detail": ...}`` or field errors, never HTML."""
 
+import math
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -7,6 +8,8 @@ from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from rooms.limits import RateLimited
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -16,6 +19,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         else:
             detail = {"detail": " ".join(exc.messages)}
         exc = exceptions.ValidationError(detail=detail)
+    elif isinstance(exc, RateLimited):
+        # A user's limit in a room (sends, edits, room updates): 429 with Retry-After.
+        exc = exceptions.Throttled(
+            wait=max(1, math.ceil(exc.retry_after)),
+            detail="You are changing this room faster than it allows.",
+        )
     return drf_exception_handler(exc, context)
 
 

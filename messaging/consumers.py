@@ -1,6 +1,7 @@
 """The chat WebSocket: transport only. Rules live in services and selectors."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ from rest_framework.exceptions import ValidationError
 from accounts.models import User
 from messaging import events
 from messaging.hub import get_hub
+from messaging.limits import FrameBucket, get_process_limits
 from messaging.middleware import get_user_for_token, scope_user
 from messaging.ordering import SeqOrderer
 from messaging.presence import get_presence_store
@@ -36,11 +38,9 @@ from messaging.sockets import (
     socket_mark_read,
     socket_messages_after,
     socket_open,
-    socket_room,
 )
 from messaging.writer import get_writer
 from rooms.models import Room
-from rooms.serializers import room_payload
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +49,24 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_LARGE = 4413
+CLOSE_TOO_MANY = 4429
 # Not in the contract's table: the server could not open the socket (its database or
 # channel layer is down); reconnect later. (daphne allows only 1000 and 3000-4999.)
 CLOSE_UNAVAILABLE = 4503
+# The close frame's reason, for people reading a log or a client's debugger; clients
+# act on the code.
+CLOSE_REASONS = {
+    CLOSE_UNAUTHORIZED: "not authenticated",
+    CLOSE_FORBIDDEN: "not a member",
+    CLOSE_NOT_FOUND: "no such room",
+    CLOSE_TOO_LARGE: "frame too large",
+    CLOSE_TOO_MANY: "too many sockets",
+    CLOSE_UNAVAILABLE: "server unavailable, try again",
+}
 
 # How long an out-of-order message waits for the ones before it before the socket
 # reads the missing ones from the database.
 GAP_WAIT = 0.5
-# Typing frames reach the room at most this often per socket; the rest are dropped.
-TYPING_INTERVAL = 1.0
 
 
 class FrameError(Exception):
@@ -102,6 +111,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     socket_id: str
     subscriptions: tuple[str, ...] = ()
     joined = False
+    address: str | None = None
+    # The socket's inbound frame limit (messaging.limits), made on its first frame.
+    frames: FrameBucket | None = None
     # Events that arrive while the socket holds them back (see ``_open``); created
     # only when one does.
     held: deque[dict[str, Any]] | None = None
@@ -141,11 +153,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._close_from_server(CLOSE_UNAVAILABLE)
 
     async def _open(self) -> None:
+        client = self.scope.get("client")
+        if client:
+            if not get_process_limits().addresses.add(client[0]):
+                await self._close(CLOSE_TOO_MANY, "too many sockets from this address")
+                return
+            self.address = client[0]
         if self.scope.get("auth_unavailable"):
             raise DatabaseError("the database could not authenticate this socket")
         user = scope_user(self.scope)
         if user is None:
-            await self.close(code=CLOSE_UNAUTHORIZED)
+            await self._close(CLOSE_UNAUTHORIZED)
             return
         self.user = user
         self.room_id = int(self.scope["url_route"]["kwargs"]["room_id"])
@@ -170,15 +188,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if room is None or hello is None:
             self._unsubscribe()
-            await self.close(code=_close_code_for(access))
+            await self._close(_close_code_for(access))
             return
-        first = await presence.join(self.room_id, user.pk, self.socket_id)
+        joined = await presence.join(self.room_id, user.pk, self.socket_id)
         self.joined = True
+        if joined.user_sockets > settings.CHAT_MAX_SOCKETS_PER_USER:
+            await self._close_from_server(CLOSE_TOO_MANY)
+            return
         self.orderer = SeqOrderer(hello["last_seq"])
         self.deliver_lock = asyncio.Lock()
-        self.last_typing = 0.0
+        # The user's read marker in the room, kept up to date by ``read.updated``: each
+        # socket computes its own unread count for ``room.updated`` from it.
+        self.last_read_seq = hello["last_seq"] - (room.unread_count or 0)
         await self.send(text_data=events.encode_frame(hello))
-        if first:
+        if joined.first:
             try:
                 await events.send_presence(room_id=self.room_id, user=user, status="online")
             except Exception:  # the socket is open and greeted: a lost event must not close it
@@ -187,6 +210,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._release()
 
     async def disconnect(self, code: int) -> None:
+        if self.address is not None:
+            get_process_limits().addresses.remove(self.address)
+            self.address = None
         gap_task = getattr(self, "gap_task", None)
         if gap_task is not None and gap_task is not asyncio.current_task():
             gap_task.cancel()
@@ -227,7 +253,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _expired(self) -> None:
         self.expiry = None
         # Kept on the socket: the loop holds only a weak reference to a task.
-        self.expired_close = asyncio.create_task(self._close_from_server(CLOSE_UNAUTHORIZED))
+        self.expired_close = asyncio.create_task(
+            self._close_from_server(CLOSE_UNAUTHORIZED, "token expired")
+        )
 
     async def refresh_presence(self) -> None:
         """Called by the hub every ``CHAT_REFRESH_SECONDS``, so a live socket keeps counting."""
@@ -262,13 +290,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not getattr(self, "joined", False):
             return  # closing: frames that raced the close are ignored
+        if text_data is not None and _too_large(text_data):
+            await self._close_from_server(CLOSE_TOO_LARGE)
+            return
+        if self.frames is None:
+            self.frames = FrameBucket()
+        wait = self.frames.take()
+        if wait is not None:
+            await self._refuse_frame(text_data, wait)
+            return
         client_id = None
         try:
             if text_data is None:
                 raise FrameError("invalid_json", "Frames must be text holding one JSON object.")
-            if _too_large(text_data):
-                await self.close(code=CLOSE_TOO_LARGE)
-                return
             try:
                 frame = json.loads(text_data, parse_constant=_reject_constant)
             except (ValueError, RecursionError):
@@ -310,6 +344,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 client_id,
             )
 
+    async def _refuse_frame(self, text_data: str | None, wait: float) -> None:
+        """A frame over the socket's limit: answered at once, without the database, and
+        otherwise ignored; a socket that keeps on is closed (API.md, Limits)."""
+        assert self.frames is not None
+        if self.frames.flooding:
+            logger.info("closing a socket of user %s: frames kept coming too fast", self.user.pk)
+            await self._close_from_server(CLOSE_TOO_MANY, "too many frames")
+            return
+        client_id = None
+        if text_data is not None and '"client_id"' in text_data:
+            with contextlib.suppress(ValueError, RecursionError):
+                frame = json.loads(text_data)
+                if isinstance(frame, dict) and isinstance(frame.get("client_id"), str):
+                    client_id = frame["client_id"]
+        await self._send_error(
+            FrameError(
+                "rate_limited",
+                "You are sending frames faster than the server allows.",
+                retry_after=max(0.001, round(wait, 3)),
+            ),
+            client_id,
+        )
+
     async def _send_error(self, error: FrameError, client_id: str | None) -> None:
         frame = {"type": "error", "code": error.code, "detail": error.detail}
         frame.update(error.extra)
@@ -328,6 +385,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             payload = await get_writer().submit(
                 MessageDraft(room_id=self.room_id, author=self.user, **data)
             )
+            # Sending moves the sender's read marker to the message.
+            self.last_read_seq = max(self.last_read_seq, payload["seq"])
             # Only now, after commit: the ack promises the message is stored.
             await self.send(
                 text_data=events.encode_frame(
@@ -339,11 +398,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         is_typing = _validated(TypingFrameSerializer, frame)["is_typing"]
-        now = time.monotonic()
-        if is_typing and now - self.last_typing < TYPING_INTERVAL:
-            return
-        self.last_typing = now if is_typing else 0.0
-        await events.send_typing(room_id=self.room_id, user=self.user, is_typing=is_typing)
+        # At most once a second per user per room, whatever is_typing says.
+        if get_process_limits().typing.allow(self.room_id, self.user.pk):
+            await events.send_typing(room_id=self.room_id, user=self.user, is_typing=is_typing)
 
     async def on_read(self, frame: dict[str, Any]) -> None:
         seq = _validated(ReadFrameSerializer, frame)["seq"]
@@ -358,9 +415,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         token = _validated(AuthFrameSerializer, frame)["token"]
         found = await database_sync_to_async(get_user_for_token)(token)
         if found is None or found[0].pk != self.user.pk:
-            raise FrameError(
-                "validation_error", "token: not a valid access token of this socket's user."
-            )
+            raise _invalid({"token": ["Not a valid access token of this socket's user."]})
         exp = found[1].get("exp")
         self._close_at_expiry(exp)
         expires_at = datetime.fromtimestamp(exp, tz=UTC).isoformat().replace("+00:00", "Z")
@@ -424,15 +479,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=event["text"])
 
     async def on_event_room_updated(self, event: dict[str, Any]) -> None:
-        room, access = await database_sync_to_async(socket_room)(
-            room_id=self.room_id, user=self.user
-        )
-        if room is None or access is not RoomAccess.MEMBER:
-            await self._close_from_server(_close_code_for(access))
-            return
-        await self.send(
-            text_data=events.encode_frame({"type": "room.updated", "room": room_payload(room)})
-        )
+        # The room as everyone sees it, with this user's fields from what the socket
+        # holds: no database call per socket (a room of 200 sockets is one read).
+        room = dict(event["room"])
+        room["is_member"] = True
+        room["role"] = "owner" if room["owner"]["id"] == self.user.pk else "member"
+        room["unread_count"] = max(0, event["last_seq"] - self.last_read_seq)
+        await self.send(text_data=events.encode_frame({"type": "room.updated", "room": room}))
+
+    async def on_event_read_updated(self, event: dict[str, Any]) -> None:
+        if event["room"] == self.room_id:
+            self.last_read_seq = max(self.last_read_seq, event["seq"])
 
     async def on_event_room_deleted(self, event: dict[str, Any]) -> None:
         await self.send(
@@ -445,10 +502,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._close_from_server(CLOSE_FORBIDDEN)
 
     async def on_event_user_deactivated(self, event: dict[str, Any]) -> None:
-        await self._close_from_server(CLOSE_UNAUTHORIZED)
+        await self._close_from_server(CLOSE_UNAUTHORIZED, "user deactivated")
 
-    async def _close_from_server(self, code: int) -> None:
-        await self.close(code=code)
+    async def _close(self, code: int, reason: str | None = None) -> None:
+        await self.close(code=code, reason=reason or CLOSE_REASONS.get(code))
+
+    async def _close_from_server(self, code: int, reason: str | None = None) -> None:
+        await self._close(code, reason)
         # Leave at once: presence and the group must not wait for the client's close.
         await self.disconnect(code)
 

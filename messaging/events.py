@@ -126,9 +126,20 @@ def broadcast_message_deleted(*, message_id: int, room_id: int) -> None:
     _to_room(room_id, {"type": "message.deleted", "text": text})
 
 
-def broadcast_room_updated(room_id: int) -> None:
-    """The room's name, topic or visibility changed; each socket sends its own view of it."""
-    _to_room(room_id, {"type": "room.updated"})
+def broadcast_room_updated(room_id: int, *, room: dict[str, Any], last_seq: int) -> None:
+    """The room's name, topic or visibility changed.
+
+    ``room`` is the Room as anyone sees it, without the per-user fields; each socket
+    adds its own user's (role, unread count from ``last_seq``) from what it holds, so
+    no socket reads the database for it.
+    """
+    _to_room(room_id, {"type": "room.updated", "room": room, "last_seq": last_seq})
+
+
+def broadcast_read_updated(user_id: int, room_id: int, seq: int) -> None:
+    """The user's read marker in the room moved to ``seq``: their sockets hear of it."""
+    event = {"type": "read.updated", "room": room_id, "seq": seq}
+    _send_after_commit([(user_group_name(user_id), event)])
 
 
 def broadcast_room_deleted(room_id: int) -> None:

@@ -7,14 +7,16 @@ stops counting once their entries expire. With ``REDIS_URL`` the entries live in
 this process's memory, which is all the in-memory channel layer can serve anyway.
 
 ``join`` and ``leave`` say whether the socket was the user's first or last one in the
-room, which is when the room hears a ``presence`` event.
+room, which is when the room hears a ``presence`` event. ``join`` also counts the user's
+open sockets in every room (a second set per user, kept in the same call), which the
+per-user socket limit reads (``CHAT_MAX_SOCKETS_PER_USER``).
 """
 
 import asyncio
 import functools
 import time
 import weakref
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -35,8 +37,13 @@ def entry_ttl() -> float:
     return 3 * refresh_interval()
 
 
+class Joined(NamedTuple):
+    first: bool  # the user's first socket in the room
+    user_sockets: int  # the user's open sockets, this one included, in every room
+
+
 class PresenceStore(Protocol):
-    async def join(self, room_id: int, user_id: int, channel: str) -> bool: ...
+    async def join(self, room_id: int, user_id: int, channel: str) -> Joined: ...
     async def leave(self, room_id: int, user_id: int, channel: str) -> bool: ...
     async def refresh(self, room_id: int, user_id: int, channel: str) -> None: ...
     async def online(self, room_id: int) -> list[int]: ...
@@ -55,28 +62,42 @@ class MemoryPresenceStore:
 
     def __init__(self) -> None:
         self._rooms: dict[int, dict[str, float]] = {}
+        self._users: dict[int, dict[str, float]] = {}
 
-    def _live(self, room_id: int) -> dict[str, float]:
+    @staticmethod
+    def _live_in(table: dict[int, dict[str, float]], key: int) -> dict[str, float]:
         now = time.monotonic()
-        entries = self._rooms.setdefault(room_id, {})
+        entries = table.setdefault(key, {})
         for member in [m for m, expiry in entries.items() if expiry <= now]:
             del entries[member]
         return entries
 
-    async def join(self, room_id: int, user_id: int, channel: str) -> bool:
+    def _live(self, room_id: int) -> dict[str, float]:
+        return self._live_in(self._rooms, room_id)
+
+    async def join(self, room_id: int, user_id: int, channel: str) -> Joined:
         entries = self._live(room_id)
-        entries[_member(user_id, channel)] = time.monotonic() + entry_ttl()
-        return self._count(entries, user_id) == 1
+        expiry = time.monotonic() + entry_ttl()
+        entries[_member(user_id, channel)] = expiry
+        sockets = self._live_in(self._users, user_id)
+        sockets[_member(room_id, channel)] = expiry
+        return Joined(first=self._count(entries, user_id) == 1, user_sockets=len(sockets))
 
     async def leave(self, room_id: int, user_id: int, channel: str) -> bool:
         entries = self._live(room_id)
         entries.pop(_member(user_id, channel), None)
         if not entries:
             self._rooms.pop(room_id, None)
+        sockets = self._live_in(self._users, user_id)
+        sockets.pop(_member(room_id, channel), None)
+        if not sockets:
+            self._users.pop(user_id, None)
         return self._count(entries, user_id) == 0
 
     async def refresh(self, room_id: int, user_id: int, channel: str) -> None:
-        self._live(room_id)[_member(user_id, channel)] = time.monotonic() + entry_ttl()
+        expiry = time.monotonic() + entry_ttl()
+        self._live(room_id)[_member(user_id, channel)] = expiry
+        self._live_in(self._users, user_id)[_member(room_id, channel)] = expiry
 
     async def online(self, room_id: int) -> list[int]:
         return _user_ids(list(self._live(room_id)))
@@ -122,7 +143,19 @@ class RedisPresenceStore:
     def _key(self, room_id: int) -> str:
         return f"{self._prefix}:presence:{room_id}"
 
-    async def _apply(self, room_id: int, *, add: str | None, remove: str | None) -> list[str]:
+    def _user_key(self, user_id: int) -> str:
+        return f"{self._prefix}:sockets:{user_id}"
+
+    async def _apply(
+        self,
+        room_id: int,
+        *,
+        add: str | None,
+        remove: str | None,
+        user: tuple[int, str] | None = None,
+    ) -> tuple[list[str], int]:
+        """Applies the change to the room's set (and the user's, with ``user``); the
+        room's live members and the user's live socket count, in one MULTI."""
         key = self._key(room_id)
         now = time.time()
         async with self._redis().pipeline(transaction=True) as pipe:
@@ -133,23 +166,41 @@ class RedisPresenceStore:
                 pipe.zrem(key, remove)
             pipe.zrange(key, 0, -1)
             pipe.expire(key, int(entry_ttl()) + 10)
+            if user is not None:
+                user_key, socket = self._user_key(user[0]), user[1]
+                pipe.zremrangebyscore(user_key, "-inf", now)
+                if remove is None:
+                    pipe.zadd(user_key, {socket: now + entry_ttl()})
+                else:
+                    pipe.zrem(user_key, socket)
+                pipe.expire(user_key, int(entry_ttl()) + 10)
+                pipe.zcard(user_key)
             results = await pipe.execute()
-        members: list[str] = results[-2]
-        return members
+        if user is None:
+            return results[-2], 0
+        return results[-6], int(results[-1])
 
-    async def join(self, room_id: int, user_id: int, channel: str) -> bool:
-        members = await self._apply(room_id, add=_member(user_id, channel), remove=None)
-        return sum(1 for m in members if m.startswith(f"{user_id}|")) == 1
+    async def join(self, room_id: int, user_id: int, channel: str) -> Joined:
+        members, sockets = await self._apply(
+            room_id, add=_member(user_id, channel), remove=None, user=(user_id, channel)
+        )
+        first = sum(1 for m in members if m.startswith(f"{user_id}|")) == 1
+        return Joined(first=first, user_sockets=sockets)
 
     async def leave(self, room_id: int, user_id: int, channel: str) -> bool:
-        members = await self._apply(room_id, add=None, remove=_member(user_id, channel))
+        members, _ = await self._apply(
+            room_id, add=None, remove=_member(user_id, channel), user=(user_id, channel)
+        )
         return not any(m.startswith(f"{user_id}|") for m in members)
 
     async def refresh(self, room_id: int, user_id: int, channel: str) -> None:
-        await self._apply(room_id, add=_member(user_id, channel), remove=None)
+        await self._apply(
+            room_id, add=_member(user_id, channel), remove=None, user=(user_id, channel)
+        )
 
     async def online(self, room_id: int) -> list[int]:
-        return _user_ids(await self._apply(room_id, add=None, remove=None))
+        members, _ = await self._apply(room_id, add=None, remove=None)
+        return _user_ids(members)
 
 
 @functools.cache

@@ -2,11 +2,9 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model, Q
 from django.utils import timezone
@@ -14,19 +12,12 @@ from django.utils import timezone
 from accounts.models import User
 from messaging import events
 from messaging.models import Message
+from rooms.limits import RateLimited, membership_spend_token, membership_take_token
 from rooms.models import Membership, Room
 
 
 class NotAMember(Exception):
     """The sender is not (or no longer) a member of the room."""
-
-
-class RateLimited(Exception):
-    """The sender's token bucket for this room is empty."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"Sending too fast; retry in {retry_after:.3f} s.")
-        self.retry_after = retry_after
 
 
 class MessageNotEditable(Exception):
@@ -56,20 +47,6 @@ class MessageDraft:
 # What became of one draft: stored (or the original of a repeated client_id), or the
 # reason it was refused, with nothing stored for it.
 Outcome = MessageCreateResult | NotAMember | RateLimited | Room.DoesNotExist
-
-
-def _take_send_token(membership: Membership, now: datetime) -> None:
-    """Token bucket: ``CHAT_MESSAGE_RATE`` a second, bursts of ``CHAT_MESSAGE_BURST``."""
-    rate = settings.CHAT_MESSAGE_RATE
-    burst = float(settings.CHAT_MESSAGE_BURST)
-    allowance = burst if membership.send_allowance is None else membership.send_allowance
-    if membership.send_checked_at is not None:
-        elapsed = max(0.0, (now - membership.send_checked_at).total_seconds())
-        allowance = min(burst, allowance + elapsed * rate)
-    if allowance < 1.0:
-        raise RateLimited(retry_after=(1.0 - allowance) / rate)
-    membership.send_allowance = allowance - 1.0
-    membership.send_checked_at = now
 
 
 def _originals(drafts: Sequence[MessageDraft]) -> dict[tuple[int, int, str], Message]:
@@ -242,7 +219,7 @@ def _store(
                 outcomes[index] = NotAMember()
                 continue
             try:
-                _take_send_token(membership, now)
+                membership_take_token(membership, now)
             except RateLimited as limited:
                 outcomes[index] = limited
                 continue
@@ -280,12 +257,24 @@ def _store(
     return created
 
 
+@transaction.atomic
 def message_update(*, message: Message, body: str) -> Message:
-    """Replace a message's body; the caller has checked that the editor is its author."""
+    """Replace a message's body; the caller has checked that the editor is its author.
+
+    An edit draws on the author's limit in the room, as a send does (``rooms.limits``):
+    raises ``RateLimited``, or ``NotAMember`` once the author has left the room, with
+    nothing changed. An edit to the body it already has changes nothing and tells no one.
+    """
+    if membership_spend_token(room_id=message.room_id, user_id=message.author_id) is None:
+        raise NotAMember
     now = timezone.now()
     # Conditional, so an edit racing a delete can never bring the body back.
-    if not Message.objects.filter(pk=message.pk, is_deleted=False).update(body=body, edited_at=now):
-        raise MessageNotEditable
+    changed = Message.objects.filter(pk=message.pk, is_deleted=False).exclude(body=body)
+    if not changed.update(body=body, edited_at=now):
+        current = Message.objects.filter(pk=message.pk).values_list("is_deleted", flat=True)
+        if current.first() is not False:
+            raise MessageNotEditable
+        return message  # the same body: nothing to store or broadcast
     message.body = body
     message.edited_at = now
     transaction.on_commit(partial(events.broadcast_message_updated, message))

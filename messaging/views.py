@@ -114,8 +114,11 @@ class RoomMessageViewSet(
         responses={
             200: MessageSerializer,
             400: BAD_REQUEST,
-            403: OpenApiResponse(ErrorSerializer, description="Not the message's author."),
+            403: OpenApiResponse(
+                ErrorSerializer, description="Not the message's author, or not a member."
+            ),
             404: NOT_FOUND,
+            429: OpenApiResponse(description="Editing too fast; see Retry-After"),
         },
     ),
     destroy=extend_schema(
@@ -154,6 +157,10 @@ class MessageViewSet(viewsets.GenericViewSet[Message]):
         except MessageNotEditable:
             raise exceptions.ValidationError(
                 {"detail": "A deleted message cannot be edited."}
+            ) from None
+        except NotAMember:
+            raise exceptions.PermissionDenied(
+                "Only a member of the room can edit messages in it."
             ) from None
         return Response(MessageSerializer(message).data)
 

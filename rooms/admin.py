@@ -47,7 +47,9 @@ class RoomAdmin(admin.ModelAdmin[Room]):
         self, request: HttpRequest, obj: Room, form: ModelForm[Room], change: bool
     ) -> None:
         if change:  # through the service, so that live sockets hear of it
-            room_update(room=obj, name=obj.name, topic=obj.topic, visibility=obj.visibility)
+            room_update(
+                room=obj, by=None, name=obj.name, topic=obj.topic, visibility=obj.visibility
+            )
         else:
             super().save_model(request, obj, form, change)
             room_join(room=obj, user=obj.owner)  # the owner is always a member

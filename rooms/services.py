@@ -16,10 +16,14 @@ from django.http import Http404
 from accounts.models import User
 from messaging.events import (
     broadcast_member_removed,
+    broadcast_read_updated,
     broadcast_room_deleted,
     broadcast_room_updated,
 )
+from rooms.limits import membership_spend_token
 from rooms.models import Membership, Room
+from rooms.selectors import room_get_for_user
+from rooms.serializers import room_payload
 
 NAME_TAKEN = "A room with that name already exists."
 # Read markers are stored in a signed 64-bit column; a larger seq is clamped anyway.
@@ -67,21 +71,42 @@ def room_create(
 def room_update(
     *,
     room: Room,
+    by: User | None,
     name: str | None = None,
     topic: str | None = None,
     visibility: str | None = None,
 ) -> Room:
-    """Change the given fields (None leaves one as it is); sockets in the room hear of it."""
-    locked = Room.objects.select_for_update().get(pk=room.pk)
+    """Change the given fields (None leaves one as it is); sockets in the room hear of it.
+
+    An update by a user (``by``; None for the admin) draws on their limit in the room,
+    as a send does (``rooms.limits``; raises ``RateLimited``). One that changes nothing
+    saves and tells no one.
+    """
+    locked = Room.objects.select_for_update().select_related("owner").get(pk=room.pk)
+    if by is not None:
+        membership_spend_token(room_id=locked.pk, user_id=by.pk)
+    before = (locked.name, locked.topic, locked.visibility)
     if name is not None:
-        locked.name = name
+        locked.name = name.strip()
     if topic is not None:
-        locked.topic = topic
+        locked.topic = topic.strip()
     if visibility is not None:
         locked.visibility = visibility
+    if (locked.name, locked.topic, locked.visibility) == before:
+        return locked
     _room_save_checked(room=locked)
-    transaction.on_commit(functools.partial(broadcast_room_updated, locked.pk), robust=True)
+    transaction.on_commit(functools.partial(_announce_room_updated, locked), robust=True)
     return locked
+
+
+def _announce_room_updated(room: Room) -> None:
+    """``room.updated`` with the room as everyone sees it, read once (after commit) for
+    every socket: each socket adds its own user's fields (role, unread count)."""
+    viewed = room_get_for_user(room_id=room.pk, user=room.owner)
+    if viewed is None:
+        return  # deleted meanwhile: room.deleted tells the sockets
+    payload = {**room_payload(viewed), "is_member": None, "role": None, "unread_count": None}
+    broadcast_room_updated(room.pk, room=payload, last_seq=viewed.last_seq)
 
 
 @transaction.atomic
@@ -166,6 +191,18 @@ def room_mark_read(*, room: Room, user: User, seq: int) -> bool:
     moved = Membership.objects.filter(
         room_id=room.pk, user_id=user.pk, last_read_seq__lt=target
     ).update(last_read_seq=target)
-    if not moved and not Membership.objects.filter(room_id=room.pk, user_id=user.pk).exists():
-        raise PermissionDenied("You are not a member of this room.")
-    return bool(moved)
+    if not moved:
+        if not Membership.objects.filter(room_id=room.pk, user_id=user.pk).exists():
+            raise PermissionDenied("You are not a member of this room.")
+        return False
+    # The user's sockets hear where their marker is now (each keeps its room's unread
+    # count from it).
+    marker = Membership.objects.filter(room_id=room.pk, user_id=user.pk).values_list(
+        "last_read_seq", flat=True
+    )
+    seq_now = marker.first()
+    if seq_now is not None:
+        transaction.on_commit(
+            functools.partial(broadcast_read_updated, user.pk, room.pk, seq_now), robust=True
+        )
+    return True

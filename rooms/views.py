@@ -150,14 +150,20 @@ class RoomViewSet(
         summary="Change a room's name, topic or visibility (owner)",
         description="Live sockets in the room get `room.updated`.",
         request=RoomInputSerializer,
-        responses={200: RoomSerializer, 400: BAD_REQUEST, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={
+            200: RoomSerializer,
+            400: BAD_REQUEST,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            429: OpenApiResponse(description="Changing the room too fast; see Retry-After"),
+        },
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         user = request_user(request)
         room = self.get_object()
         serializer = RoomInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        room_update(room=room, **serializer.validated_data)
+        room_update(room=room, by=user, **serializer.validated_data)
         return Response(room_data(room_id=room.pk, user=user))
 
     def perform_destroy(self, instance: Room) -> None:

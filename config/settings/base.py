@@ -249,6 +249,21 @@ SPECTACULAR_SETTINGS = {
 CHAT_MESSAGE_RATE = env.float("CHAT_MESSAGE_RATE", default=5.0)  # tokens per second
 CHAT_MESSAGE_BURST = env.int("CHAT_MESSAGE_BURST", default=10)
 CHAT_MAX_FRAME_BYTES = 16 * 1024
+# What one socket, user or address may take of a process (API.md, Limits; messaging.limits
+# and config.transport). Inbound frames per socket: a steady rate with bursts; a frame
+# beyond is answered with rate_limited, and a socket that goes on past
+# CHAT_FLOOD_CLOSE_FRAMES refused frames within CHAT_FLOOD_WINDOW_SECONDS is closed (4429).
+CHAT_FRAME_RATE = env.float("CHAT_FRAME_RATE", default=20.0)  # frames per second
+CHAT_FRAME_BURST = env.int("CHAT_FRAME_BURST", default=60)
+CHAT_FLOOD_CLOSE_FRAMES = env.int("CHAT_FLOOD_CLOSE_FRAMES", default=1000)
+CHAT_FLOOD_WINDOW_SECONDS = env.float("CHAT_FLOOD_WINDOW_SECONDS", default=10.0)
+# Frames waiting in the transport for the consumer; past it the socket is closed (4429).
+CHAT_MAX_QUEUED_FRAMES = env.int("CHAT_MAX_QUEUED_FRAMES", default=256)
+# What waits to be sent to a client that does not read; past it, closed with 4408.
+CHAT_MAX_UNSENT_BYTES = env.int("CHAT_MAX_UNSENT_BYTES", default=1024 * 1024)
+# Open sockets per user over every process, and per client address in one process.
+CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
+CHAT_MAX_SOCKETS_PER_ADDRESS = env.int("CHAT_MAX_SOCKETS_PER_ADDRESS", default=200)
 # How often each process re-joins its channel-layer groups (a Redis restarted without
 # persistence forgets them) and refreshes its sockets' presence, which lapses after
 # three missed refreshes.

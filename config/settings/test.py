@@ -37,6 +37,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"register": "10000/minute", "login": "10000/minute"},
 }
 
+# The same for the per-socket frame limits and socket counts; tests of the limits lower them.
+CHAT_FRAME_RATE = 1_000_000.0
+CHAT_FRAME_BURST = 1_000_000
+CHAT_MAX_SOCKETS_PER_USER = 1_000
+CHAT_MAX_SOCKETS_PER_ADDRESS = 100_000
+
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") not in ("", "0")
 
 if REDIS_URL:

@@ -77,6 +77,12 @@ def _server_env(
         # Per user per room; the pagination test sends hundreds of messages quickly.
         CHAT_MESSAGE_RATE="1000",
         CHAT_MESSAGE_BURST="1000",
+        # The per-socket frame limit too; the limit tests start servers with their own.
+        CHAT_FRAME_RATE="100000",
+        CHAT_FRAME_BURST="100000",
+        # Every test socket comes from 127.0.0.1, and the soak test opens hundreds.
+        CHAT_MAX_SOCKETS_PER_USER="100000",
+        CHAT_MAX_SOCKETS_PER_ADDRESS="100000",
         # Register and login throttles count per client address, and with Redis their
         # counters outlive the test: keep them out of the way.
         THROTTLE_REGISTER="100000/minute",

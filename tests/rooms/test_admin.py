@@ -71,7 +71,9 @@ def test_changing_a_room_in_the_admin_tells_live_sockets(
     assert response.status_code == 302, response.content
     room.refresh_from_db()
     assert (room.name, room.topic, room.visibility) == ("renamed", "new topic", "private")
-    updated.assert_called_once_with(room.pk)
+    updated.assert_called_once()
+    assert updated.call_args.args == (room.pk,)
+    assert updated.call_args.kwargs["room"]["name"] == "renamed"
 
 
 def test_deleting_in_the_admin_tells_live_sockets(

@@ -390,7 +390,11 @@ def test_patch_broadcasts_room_updated_after_commit(
     ):
         auth_client.patch(room_url(room), {"topic": "news"}, format="json")
 
-    broadcast.assert_called_once_with(room.pk)
+    broadcast.assert_called_once()
+    assert broadcast.call_args.args == (room.pk,)
+    # The room as anyone sees it; each socket adds its user's fields.
+    shared = broadcast.call_args.kwargs["room"]
+    assert (shared["topic"], shared["role"], shared["unread_count"]) == ("news", None, None)
 
 
 # DELETE

@@ -82,11 +82,13 @@ def test_room_update_saves_and_broadcasts_after_commit(
         mock.patch("rooms.services.broadcast_room_updated") as broadcast,
         django_capture_on_commit_callbacks(execute=True) as callbacks,
     ):
-        updated = room_update(room=room, topic="news", visibility="private")
+        updated = room_update(room=room, by=room.owner, topic="news", visibility="private")
         broadcast.assert_not_called()  # not before the commit
 
     assert len(callbacks) == 1
-    broadcast.assert_called_once_with(room.pk)
+    broadcast.assert_called_once()
+    assert broadcast.call_args.args == (room.pk,)
+    assert broadcast.call_args.kwargs["room"]["visibility"] == "private"
     room.refresh_from_db()
     assert (room.topic, room.visibility, updated.topic) == ("news", "private", "news")
 
@@ -101,7 +103,7 @@ def test_room_update_that_fails_broadcasts_nothing(
         django_capture_on_commit_callbacks(execute=True),
         pytest.raises(ValidationError),
     ):
-        room_update(room=room, name="Taken")
+        room_update(room=room, by=room.owner, name="Taken")
 
     broadcast.assert_not_called()
 
