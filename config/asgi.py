@@ -10,9 +10,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from config import transport  # noqa: E402
 from config.origin import BrowserOriginValidator  # noqa: E402
 from messaging.middleware import JWTAuthMiddleware  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
+
+# daphne's WebSocket protocol, with the limits it lacks (unsent data, keepalive, queued
+# frames, close frames); daphne builds its factory after importing this module.
+transport.install()
 
 application = ProtocolTypeRouter(
     {

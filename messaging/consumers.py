@@ -529,3 +529,15 @@ def _close_code_for(access: RoomAccess) -> int:
     if access is RoomAccess.NOT_MEMBER:
         return CLOSE_FORBIDDEN
     return CLOSE_NOT_FOUND
+
+
+class NoRouteConsumer(AsyncWebsocketConsumer):
+    """A WebSocket path that is no socket of ours: accepted, then closed with 4404."""
+
+    # No channel-layer channel for it (Channels makes one only for a configured alias).
+    channel_layer_alias = "chat.no-channel"
+
+    async def connect(self) -> None:
+        logger.info("no WebSocket route for %r", self.scope.get("path"))
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND, reason="no such socket")

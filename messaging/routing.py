@@ -1,7 +1,11 @@
-from django.urls import URLPattern, path
+from django.urls import URLPattern, re_path
 
-from messaging.consumers import ChatConsumer
+from messaging.consumers import ChatConsumer, NoRouteConsumer
 
 websocket_urlpatterns: list[URLPattern] = [
-    path("ws/rooms/<int:room_id>/", ChatConsumer.as_asgi()),
+    # The trailing slash is optional: clients written by hand leave it off. Ids have at
+    # most 18 digits (they are signed 64-bit); a longer one is no room of ours.
+    re_path(r"^ws/rooms/(?P<room_id>[0-9]{1,18})/?$", ChatConsumer.as_asgi()),
+    # Anything else is closed with 4404 rather than failing the handshake with a 500.
+    re_path(r"", NoRouteConsumer.as_asgi()),
 ]

@@ -204,7 +204,9 @@ def _stop(server: Server) -> None:
 def start_server(
     tmp_path: Path, e2e_database: str, e2e_redis_url: str, e2e_channel_prefix: str
 ) -> Iterator[StartServer]:
-    """Factory: ``start_server(database_url=..., env={...}, allow_errors=False) -> Server``.
+    """Factory: ``start_server(database_url=..., env={...}, args=[...], allow_errors=False)``.
+
+    ``args`` are daphne options added to those ``make run`` gives.
 
     Every call starts one more daphne process and waits until ``/healthz`` answers 200.
     By default the processes share this test's database, Redis and channel prefix.
@@ -215,6 +217,7 @@ def start_server(
         *,
         database_url: str | None = None,
         env: dict[str, str] | None = None,
+        args: list[str] | None = None,
         allow_errors: bool = False,
     ) -> Server:
         server_env = _server_env(
@@ -243,6 +246,7 @@ def start_server(
                         "65536",
                         "--websocket-max-frame-size",
                         "65536",
+                        *(args or []),
                         "config.asgi:application",
                     ],
                     cwd=PROJECT_ROOT,
