@@ -81,6 +81,9 @@ async def test_an_auth_frame_with_a_bad_token_is_refused_and_changes_nothing(
 
     error = await socket.receive_json_from(timeout=TIMEOUT)
     assert (error["type"], error["code"]) == ("error", "validation_error")
+    # Field errors, as every other validation_error has them.
+    assert list(error["errors"]) == ["token"]
+    assert isinstance(error["errors"]["token"], list)
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
     await socket.disconnect()
