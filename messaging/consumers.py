@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -398,9 +399,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         is_typing = _validated(TypingFrameSerializer, frame)["is_typing"]
-        # At most once a second per user per room, whatever is_typing says.
-        if get_process_limits().typing.allow(self.room_id, self.user.pk):
-            await events.send_typing(room_id=self.room_id, user=self.user, is_typing=is_typing)
+        # At most once a second per user per room, whatever is_typing says; the last
+        # word of a second goes out when it is over.
+        send = functools.partial(
+            events.send_typing, room_id=self.room_id, user=self.user, is_typing=is_typing
+        )
+        if get_process_limits().typing.offer(self.room_id, self.user.pk, send):
+            await send()
 
     async def on_read(self, frame: dict[str, Any]) -> None:
         seq = _validated(ReadFrameSerializer, frame)["seq"]

@@ -8,7 +8,8 @@ frame costs no database call and no channel-layer message.
   told (``CHAT_FLOOD_CLOSE_FRAMES`` refused frames within ``CHAT_FLOOD_WINDOW_SECONDS``)
   is closed with 4429.
 - ``TypingGate``: typing reaches a room at most once a second per user, whatever
-  ``is_typing`` says, over all of the user's sockets in this process.
+  ``is_typing`` says, over all of the user's sockets in this process; the latest word
+  held back goes out when the second is over.
 - ``SocketCount``: the open sockets per client address in this process
   (``CHAT_MAX_SOCKETS_PER_ADDRESS``). The per-user limit (``CHAT_MAX_SOCKETS_PER_USER``)
   counts over every process, in the presence store.
@@ -20,6 +21,7 @@ import asyncio
 import time
 import weakref
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
@@ -59,20 +61,41 @@ class FrameBucket:
 
 
 class TypingGate:
-    """When each user last reached each room with a typing event, in this process."""
+    """Typing events per user per room, in this process: at most one a second.
+
+    The first goes out at once; what comes within the second is held, and the latest of
+    it goes out when the second is over, so the room always ends up with the user's last
+    word (a ``false`` right after a ``true`` is late, never lost).
+    """
 
     def __init__(self) -> None:
         self.last: dict[tuple[int, int], float] = {}
+        self.held: dict[tuple[int, int], Callable[[], Awaitable[None]]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
 
-    def allow(self, room_id: int, user_id: int) -> bool:
+    def offer(self, room_id: int, user_id: int, send: Callable[[], Awaitable[None]]) -> bool:
+        """Sends now (True), or holds ``send`` until the user's second in the room is over."""
         now = time.monotonic()
         key = (room_id, user_id)
-        if now - self.last.get(key, -TYPING_INTERVAL) < TYPING_INTERVAL:
-            return False
-        if len(self.last) > 10_000:  # forget the ones that no longer matter
-            self.last = {k: t for k, t in self.last.items() if now - t < TYPING_INTERVAL}
-        self.last[key] = now
-        return True
+        wait = self.last.get(key, -TYPING_INTERVAL) + TYPING_INTERVAL - now
+        if wait <= 0:
+            if len(self.last) > 10_000:  # forget the ones that no longer matter
+                self.last = {k: t for k, t in self.last.items() if now - t < TYPING_INTERVAL}
+            self.last[key] = now
+            return True
+        if key not in self.held:
+            asyncio.get_running_loop().call_later(wait, self._release, key)
+        self.held[key] = send
+        return False
+
+    def _release(self, key: tuple[int, int]) -> None:
+        send = self.held.pop(key, None)
+        if send is None:
+            return
+        self.last[key] = time.monotonic()
+        task = asyncio.ensure_future(send())
+        self.tasks.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self.tasks.discard)
 
 
 class SocketCount:
