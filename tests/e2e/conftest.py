@@ -61,7 +61,7 @@ def _free_port() -> int:
 
 
 def _server_env(
-    *, database_url: str, redis_url: str, channel_prefix: str, extra: dict[str, str]
+    *, database_url: str, redis_url: str, channel_prefix: str, extra: dict[str, str | None]
 ) -> dict[str, str]:
     env = {
         name: value
@@ -85,7 +85,11 @@ def _server_env(
     )
     if redis_url:
         env.update(REDIS_URL=redis_url, CHANNEL_LAYER_PREFIX=channel_prefix)
-    env.update(extra)
+    for name, value in extra.items():  # None unsets a variable (as a bare `make run` has)
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
@@ -200,6 +204,8 @@ def start_server(
 ) -> Iterator[StartServer]:
     """Factory: ``start_server(database_url=..., env={...}, allow_errors=False) -> Server``.
 
+    ``env`` adds variables to the servers' environment; a value of None removes one.
+
     Every call starts one more daphne process and waits until ``/healthz`` answers 200.
     By default the processes share this test's database, Redis and channel prefix.
     """
@@ -208,7 +214,7 @@ def start_server(
     def start(
         *,
         database_url: str | None = None,
-        env: dict[str, str] | None = None,
+        env: dict[str, str | None] | None = None,
         allow_errors: bool = False,
     ) -> Server:
         server_env = _server_env(
