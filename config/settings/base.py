@@ -18,6 +18,8 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from config.headers import add_static_headers
+
 django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -129,6 +131,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # The web client (web/, no build step) is served at / by WhiteNoise, under daphne too.
 WHITENOISE_ROOT = BASE_DIR / "web"
 WHITENOISE_INDEX_FILE = True
+WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers
+# Django's own responses (the admin, the API docs); WhiteNoise's get add_static_headers.
+X_FRAME_OPTIONS = "DENY"
 
 # DATABASES
 # ------------------------------------------------------------------------------
