@@ -21,6 +21,11 @@ class User(AbstractUser):
         max_length=64, blank=True, validators=[validate_no_control_characters]
     )
 
+    # Every token carries the generation it was issued in (accounts.tokens); raising it
+    # revokes all of them at once. An integer, not a time: a token issued in the same
+    # second as the revocation (the next login) must still work.
+    token_generation = models.PositiveIntegerField(default=0, editable=False)
+
     objects = CaseInsensitiveUserManager()
 
     class Meta:

@@ -19,15 +19,25 @@ from accounts.selectors import user_list
 from accounts.serializers import (
     ErrorSerializer,
     LogoutSerializer,
+    PasswordChangeErrorSerializer,
+    PasswordChangeSerializer,
     RegisterErrorSerializer,
     RegisterResponseSerializer,
     RegisterSerializer,
+    TokenObtainPairSerializer,
     TokenPairSerializer,
     TokenRefreshSerializer,
     UserBriefSerializer,
     UserSerializer,
 )
-from accounts.services import user_create, user_logout, user_token_pair, user_update
+from accounts.services import (
+    user_create,
+    user_logout,
+    user_password_change,
+    user_sessions_revoke,
+    user_token_pair,
+    user_update,
+)
 from accounts.throttling import SettingsScopedRateThrottle
 
 UNAUTHENTICATED = OpenApiResponse(
@@ -78,6 +88,7 @@ class RegisterView(APIView):
 class TokenObtainView(TokenObtainPairView):
     """Logs in: username (in any case) and password for an access/refresh pair."""
 
+    serializer_class = TokenObtainPairSerializer
     throttle_classes = [SettingsScopedRateThrottle]
     throttle_scope = "login"
 
@@ -123,6 +134,43 @@ class LogoutView(APIView):
         serializer = LogoutSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user_logout(user=request.user, refresh=serializer.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllView(APIView):
+    """Logs the caller out everywhere: every access and refresh token issued to them so far
+    stops working (this request's too), and every socket of theirs closes with 4401."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Every earlier token is revoked."),
+            401: UNAUTHENTICATED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        assert isinstance(request.user, User)
+        user_sessions_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeView(APIView):
+    """Changes the caller's password and, as logging out everywhere does, revokes every
+    token issued to them so far and closes their sockets: log in again with the new one."""
+
+    @extend_schema(
+        request=PasswordChangeSerializer,
+        responses={
+            204: OpenApiResponse(description="Changed; every earlier token is revoked."),
+            400: PasswordChangeErrorSerializer,
+            401: UNAUTHENTICATED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        assert isinstance(request.user, User)
+        serializer = PasswordChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user_password_change(user=request.user, **serializer.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
