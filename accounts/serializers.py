@@ -15,7 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import USERNAME_TAKEN, User
 from accounts.selectors import user_username_taken
 from accounts.tokens import SessionRefreshToken, token_is_current
-from accounts.validators import validate_no_control_characters
+from accounts.validators import NAME_VALIDATORS
 
 USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length
 DISPLAY_NAME_MAX_LENGTH = User._meta.get_field("display_name").max_length
@@ -63,7 +63,8 @@ class RegisterSerializer(serializers.Serializer[Any]):
     username = serializers.CharField(
         max_length=USERNAME_MAX_LENGTH,
         validators=[UnicodeUsernameValidator()],
-        help_text="1-150 letters, digits and @.+-_; unique without regard to case.",
+        help_text="1-150 letters, digits and @.+-_; unique without regard to case "
+        "(full Unicode case folding).",
     )
     password = serializers.CharField(
         max_length=PASSWORD_MAX_LENGTH,
@@ -77,8 +78,9 @@ class RegisterSerializer(serializers.Serializer[Any]):
         required=False,
         allow_blank=True,
         default="",
-        validators=[validate_no_control_characters],
-        help_text="At most 64 characters, no control characters; defaults to the username.",
+        validators=NAME_VALIDATORS,
+        help_text="At most 64 characters, no control or invisible format characters; "
+        "defaults to the username.",
     )
 
     def validate_username(self, value: str) -> str:
