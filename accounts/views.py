@@ -5,6 +5,8 @@ Views only translate: input serializers validate, services act, output serialize
 
 from typing import Any
 
+from django.contrib import admin
+from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
@@ -38,7 +40,11 @@ from accounts.services import (
     user_token_pair,
     user_update,
 )
-from accounts.throttling import SettingsScopedRateThrottle
+from accounts.throttling import (
+    FailedLoginThrottle,
+    SettingsScopedRateThrottle,
+    admin_login_throttled,
+)
 
 UNAUTHENTICATED = OpenApiResponse(
     ErrorSerializer, description="No access token, or an invalid or expired one."
@@ -89,7 +95,7 @@ class TokenObtainView(TokenObtainPairView):
     """Logs in: username (in any case) and password for an access/refresh pair."""
 
     serializer_class = TokenObtainPairSerializer
-    throttle_classes = [SettingsScopedRateThrottle]
+    throttle_classes = [SettingsScopedRateThrottle, FailedLoginThrottle]
     throttle_scope = "login"
 
 
@@ -211,3 +217,8 @@ class UserDetailView(generics.RetrieveAPIView[User]):
 
     def get_queryset(self) -> Any:
         return user_list()
+
+
+def admin_login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+    """The admin's login page, behind the same throttles as the API's login."""
+    return admin_login_throttled(request) or admin.site.login(request, extra_context)

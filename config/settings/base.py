@@ -255,6 +255,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "register": env.str("THROTTLE_REGISTER", default="20/hour"),
         "login": env.str("THROTTLE_LOGIN", default="30/minute"),
+        # Failed logins per username and client address, the admin's included.
+        "login_failed": env.str("THROTTLE_LOGIN_FAILED", default="10/hour"),
     },
     # Only trust X-Forwarded-For as far as the configured number of proxies.
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
