@@ -70,7 +70,8 @@ class FailedLoginThrottle(SimpleRateThrottle):
         if username is None:
             return None
         # Hashed: a username may hold what a cache key may not (spaces, any length).
-        who = hashlib.sha256(f"{fold_case(username)}\n{self.get_ident(request)}".encode())
+        key = f"{fold_case(username)}\n{self.get_ident(request)}"
+        who = hashlib.sha256(key.encode("utf-8", "surrogatepass"))  # JSON can carry "\ud800"
         return self.cache_format % {"scope": self.scope, "ident": who.hexdigest()}
 
     def _load(self, request: Any) -> bool:
