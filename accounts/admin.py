@@ -1,11 +1,16 @@
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from accounts.models import User
-from accounts.services import user_display_name_or_default, user_set_active
+from accounts.services import (
+    user_display_name_or_default,
+    user_sessions_revoke,
+    user_set_active,
+)
 
 
 @admin.register(User)
@@ -30,3 +35,14 @@ class UserAdmin(DjangoUserAdmin):
         super().save_model(request, obj, form, change)
         if change and "is_active" in form.changed_data and not obj.is_active:
             user_set_active(user=obj, is_active=False)  # closes their live sockets
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:  # changed
+            # As over the API: the tokens issued before stop working, the sockets close.
+            user = self.get_object(request, unquote(id))
+            if user is not None:
+                user_sessions_revoke(user=user)
+        return response

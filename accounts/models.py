@@ -1,8 +1,11 @@
-from django.contrib.auth.models import AbstractUser, UserManager
-from django.db import models
-from django.db.models.functions import Lower
+from typing import Any
 
-from accounts.validators import validate_no_control_characters
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from accounts.validators import NAME_VALIDATORS, fold_case
 
 USERNAME_TAKEN = "A user with that username already exists."
 
@@ -11,26 +14,57 @@ class CaseInsensitiveUserManager(UserManager["User"]):
     """Logs people in by username without regard to case, as usernames are unique that way."""
 
     def get_by_natural_key(self, username: str | None) -> "User":
-        return self.get(username__iexact=username)
+        if not isinstance(username, str):
+            return self.get(username=username)
+        # The exact name first: it still reaches a user whose name clashed with another
+        # under full case folding before usernames were folded (migration 0003).
+        users = list(self.filter(Q(username=username) | Q(username_folded=fold_case(username))))
+        exact = [user for user in users if user.username == username]
+        if exact or users:
+            return (exact or users)[0]
+        raise self.model.DoesNotExist(f"No user is called {username!r}.")
 
 
 class User(AbstractUser):
     """A chat user: a username, a password and a name to show."""
 
-    display_name = models.CharField(
-        max_length=64, blank=True, validators=[validate_no_control_characters]
-    )
+    display_name = models.CharField(max_length=64, blank=True, validators=NAME_VALIDATORS)
+    # fold_case(username), kept by save(): usernames are unique under full Unicode case
+    # folding on every database, which no database function does the same everywhere.
+    # Text: folding can make a name longer ("ß" is "ss").
+    username_folded = models.TextField(editable=False)
+    # Every token carries the generation it was issued in (accounts.tokens); raising it
+    # revokes all of them at once. An integer, not a time: a token issued in the same
+    # second as the revocation (the next login) must still work.
+    token_generation = models.PositiveIntegerField(default=0, editable=False)
 
     objects = CaseInsensitiveUserManager()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                Lower("username"),
-                name="accounts_user_username_ci_unique",
+                fields=["username_folded"],
+                name="accounts_user_username_folded_unique",
                 violation_error_message=USERNAME_TAKEN,
             ),
         ]
 
     def __str__(self) -> str:
         return self.username
+
+    def clean(self) -> None:
+        super().clean()  # normalizes the username (NFKC)
+        # Here, not only in the constraint: forms (the admin's) never validate a field
+        # they do not show, and would meet the clash as an IntegrityError.
+        if not isinstance(self.username, str):  # a form that already refused it
+            return
+        taken = User.objects.filter(username_folded=fold_case(self.username))
+        if taken.exclude(pk=self.pk).exists():
+            raise ValidationError({"username": USERNAME_TAKEN}, code="unique")
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.username_folded = fold_case(self.username)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "username" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "username_folded"}
+        super().save(*args, **kwargs)

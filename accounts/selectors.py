@@ -1,6 +1,7 @@
 from django.db.models import QuerySet
 
 from accounts.models import User
+from accounts.validators import fold_case
 
 
 def user_list() -> QuerySet[User]:
@@ -9,5 +10,6 @@ def user_list() -> QuerySet[User]:
 
 
 def user_username_taken(*, username: str) -> bool:
-    """Whether a user already has this name in any case (the database has the final word)."""
-    return User.objects.filter(username__iexact=username).exists()
+    """Whether a user already has this name under full Unicode case folding (the database
+    constraint has the final word)."""
+    return User.objects.filter(username_folded=fold_case(username)).exists()

@@ -14,7 +14,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import USERNAME_TAKEN, User
 from accounts.selectors import user_username_taken
-from accounts.validators import validate_no_control_characters
+from accounts.tokens import SessionRefreshToken, token_is_current
+from accounts.validators import NAME_VALIDATORS
 
 USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length
 DISPLAY_NAME_MAX_LENGTH = User._meta.get_field("display_name").max_length
@@ -62,7 +63,8 @@ class RegisterSerializer(serializers.Serializer[Any]):
     username = serializers.CharField(
         max_length=USERNAME_MAX_LENGTH,
         validators=[UnicodeUsernameValidator()],
-        help_text="1-150 letters, digits and @.+-_; unique without regard to case.",
+        help_text="1-150 letters, digits and @.+-_; unique without regard to case "
+        "(full Unicode case folding).",
     )
     password = serializers.CharField(
         max_length=PASSWORD_MAX_LENGTH,
@@ -76,8 +78,9 @@ class RegisterSerializer(serializers.Serializer[Any]):
         required=False,
         allow_blank=True,
         default="",
-        validators=[validate_no_control_characters],
-        help_text="At most 64 characters, no control characters; defaults to the username.",
+        validators=NAME_VALIDATORS,
+        help_text="At most 64 characters, no control or invisible format characters; "
+        "defaults to the username.",
     )
 
     def validate_username(self, value: str) -> str:
@@ -122,6 +125,37 @@ class LogoutSerializer(serializers.Serializer[Any]):
             raise serializers.ValidationError(str(exc), code="token_not_valid") from exc
 
 
+class PasswordChangeSerializer(serializers.Serializer[Any]):
+    """The current password and the new one."""
+
+    old_password = serializers.CharField(
+        max_length=PASSWORD_MAX_LENGTH,
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+    )
+    new_password = serializers.CharField(
+        max_length=PASSWORD_MAX_LENGTH,
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Checked by the server's password validators.",
+    )
+
+
+class PasswordChangeErrorSerializer(serializers.Serializer[Any]):
+    """Why a password change was refused, field by field."""
+
+    old_password = serializers.ListField(child=serializers.CharField(), required=False)
+    new_password = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class TokenObtainPairSerializer(jwt_serializers.TokenObtainPairSerializer):
+    """Username and password for a pair of tokens of the user's current generation."""
+
+    token_class = SessionRefreshToken
+
+
 class ErrorSerializer(serializers.Serializer[Any]):
     """An error that is not about one field."""
 
@@ -143,6 +177,7 @@ class TokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
         try:
             with transaction.atomic():
                 self._lock_outstanding_token(attrs["refresh"])
+                self._check_not_revoked(attrs["refresh"])
                 return super().validate(attrs)
         except User.DoesNotExist as exc:
             # SimpleJWT 5.5 looks the user up with ``objects.get`` and lets a deleted
@@ -150,6 +185,14 @@ class TokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
             raise AuthenticationFailed(
                 self.error_messages["no_active_account"], "no_active_account"
             ) from exc
+
+    def _check_not_revoked(self, raw_token: str) -> None:
+        # Logging out everywhere blacklists the outstanding refresh tokens too; this also
+        # covers any that were never recorded as outstanding.
+        token = self.token_class(raw_token)
+        user = User.objects.filter(pk=token.get(jwt_settings.USER_ID_CLAIM)).first()
+        if user is not None and not token_is_current(token, user):
+            raise TokenError("Token has been revoked: log in again.")
 
     def _lock_outstanding_token(self, raw_token: str) -> None:
         # SimpleJWT checks the blacklist, then blacklists: two refreshes racing with one

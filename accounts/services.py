@@ -3,12 +3,18 @@ from functools import partial
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import USERNAME_TAKEN, User
 from accounts.selectors import user_username_taken
-from messaging.events import broadcast_user_deactivated
+from accounts.tokens import SessionRefreshToken
+from messaging.events import broadcast_user_deactivated, broadcast_user_sessions_revoked
+
+OLD_PASSWORD_WRONG = "The current password is not correct."  # noqa: S105 (a message)
 
 
 def user_display_name_or_default(*, display_name: str, username: str) -> str:
@@ -81,5 +87,46 @@ def user_logout(*, user: User, refresh: RefreshToken) -> None:
 def user_token_pair(*, user: User) -> dict[str, str]:
     """A fresh access/refresh pair, as a login issues; the refresh token is recorded as
     outstanding so that logout and rotation can blacklist it."""
-    refresh = RefreshToken.for_user(user)
+    refresh = SessionRefreshToken.for_user(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+@transaction.atomic
+def user_sessions_revoke(*, user: User) -> None:
+    """Logs the user out everywhere: every token issued to them so far stops working.
+
+    Their token generation goes up (accounts.tokens), which refuses every older access
+    and refresh token, and their outstanding refresh tokens are blacklisted as well.
+    Tokens issued afterwards, even within the same second, work. After commit, every
+    socket of theirs closes with 4401.
+    """
+    User.objects.filter(pk=user.pk).update(token_generation=F("token_generation") + 1)
+    user.refresh_from_db(fields=["token_generation"])
+    live = OutstandingToken.objects.filter(
+        user=user, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True
+    )
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=token) for token in live], ignore_conflicts=True
+    )
+    transaction.on_commit(partial(broadcast_user_sessions_revoked, user.pk))
+
+
+@transaction.atomic
+def user_password_change(*, user: User, old_password: str, new_password: str) -> None:
+    """Changes the password, given the current one, and ends every session of the user.
+
+    A wrong ``old_password``, or a new one that Django's password validators refuse, raises
+    ``ValidationError`` keyed by field, and changes nothing.
+    """
+    errors: dict[str, list[str]] = {}
+    if not user.check_password(old_password):
+        errors["old_password"] = [OLD_PASSWORD_WRONG]
+    try:
+        validate_password(new_password, user)
+    except ValidationError as exc:
+        errors["new_password"] = list(exc.messages)
+    if errors:
+        raise ValidationError(errors)
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    user_sessions_revoke(user=user)

@@ -1,7 +1,9 @@
-"""Text rules shared by the apps: what a name or a message body may contain."""
+"""Text rules shared by the apps: what a name or a message body may contain, and when
+two names are the same."""
 
 import functools
 import re
+import unicodedata
 
 from django.core.exceptions import ValidationError
 
@@ -26,3 +28,47 @@ def has_forbidden_characters(value: str, *, allowed: str = "") -> bool:
 def validate_no_control_characters(value: str) -> None:
     if has_forbidden_characters(value):
         raise ValidationError("Control characters are not allowed.", code="control_characters")
+
+
+# Unicode's Cf (format characters: zero-width spaces, bidirectional controls, the BOM,
+# the soft hyphen...) render as nothing or reorder text, so names could look like other
+# names. The zero-width joiner and non-joiner stay: emoji sequences and some scripts
+# (Persian, the Indic ones) need them. Names are short: one category lookup a character.
+FORMAT_CHARACTERS_ALLOWED = "\u200c\u200d"
+
+
+def has_format_characters(value: str) -> bool:
+    return any(
+        unicodedata.category(ch) == "Cf" and ch not in FORMAT_CHARACTERS_ALLOWED for ch in value
+    )
+
+
+def validate_no_format_characters(value: str) -> None:
+    if has_format_characters(value):
+        raise ValidationError(
+            "Invisible format characters (zero-width spaces, direction controls and the "
+            "like) are not allowed.",
+            code="format_characters",
+        )
+
+
+# Every kind of name (display names, room names and topics): no control characters, no
+# format characters but the joiners. (Usernames' own form already allows neither.)
+NAME_VALIDATORS = (validate_no_control_characters, validate_no_format_characters)
+
+
+def is_blank(value: str) -> bool:
+    """Nothing but white space and format characters (any of Cf, the joiners included).
+
+    Stops at the first other character: for a real message, the first one.
+    """
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value)
+
+
+def fold_case(value: str) -> str:
+    """The key under which two names are the same: full Unicode case folding (``ß`` is
+    ``ss``, final sigma is sigma), with compatibility forms (NFKC) unified before and after.
+
+    In Python, not in SQL: SQLite's LOWER folds only ASCII, PostgreSQL's knows no ``ß``.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())

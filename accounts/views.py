@@ -5,6 +5,8 @@ Views only translate: input serializers validate, services act, output serialize
 
 from typing import Any
 
+from django.contrib import admin
+from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
@@ -19,16 +21,30 @@ from accounts.selectors import user_list
 from accounts.serializers import (
     ErrorSerializer,
     LogoutSerializer,
+    PasswordChangeErrorSerializer,
+    PasswordChangeSerializer,
     RegisterErrorSerializer,
     RegisterResponseSerializer,
     RegisterSerializer,
+    TokenObtainPairSerializer,
     TokenPairSerializer,
     TokenRefreshSerializer,
     UserBriefSerializer,
     UserSerializer,
 )
-from accounts.services import user_create, user_logout, user_token_pair, user_update
-from accounts.throttling import SettingsScopedRateThrottle
+from accounts.services import (
+    user_create,
+    user_logout,
+    user_password_change,
+    user_sessions_revoke,
+    user_token_pair,
+    user_update,
+)
+from accounts.throttling import (
+    FailedLoginThrottle,
+    SettingsScopedRateThrottle,
+    admin_login_throttled,
+)
 
 UNAUTHENTICATED = OpenApiResponse(
     ErrorSerializer, description="No access token, or an invalid or expired one."
@@ -78,7 +94,8 @@ class RegisterView(APIView):
 class TokenObtainView(TokenObtainPairView):
     """Logs in: username (in any case) and password for an access/refresh pair."""
 
-    throttle_classes = [SettingsScopedRateThrottle]
+    serializer_class = TokenObtainPairSerializer
+    throttle_classes = [SettingsScopedRateThrottle, FailedLoginThrottle]
     throttle_scope = "login"
 
 
@@ -126,6 +143,43 @@ class LogoutView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class LogoutAllView(APIView):
+    """Logs the caller out everywhere: every access and refresh token issued to them so far
+    stops working (this request's too), and every socket of theirs closes with 4401."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Every earlier token is revoked."),
+            401: UNAUTHENTICATED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        assert isinstance(request.user, User)
+        user_sessions_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeView(APIView):
+    """Changes the caller's password and, as logging out everywhere does, revokes every
+    token issued to them so far and closes their sockets: log in again with the new one."""
+
+    @extend_schema(
+        request=PasswordChangeSerializer,
+        responses={
+            204: OpenApiResponse(description="Changed; every earlier token is revoked."),
+            400: PasswordChangeErrorSerializer,
+            401: UNAUTHENTICATED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        assert isinstance(request.user, User)
+        serializer = PasswordChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user_password_change(user=request.user, **serializer.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 @extend_schema_view(
     get=extend_schema(responses={200: UserSerializer, 401: UNAUTHENTICATED}),
     patch=extend_schema(responses={200: UserSerializer, 400: BAD_REQUEST, 401: UNAUTHENTICATED}),
@@ -163,3 +217,8 @@ class UserDetailView(generics.RetrieveAPIView[User]):
 
     def get_queryset(self) -> Any:
         return user_list()
+
+
+def admin_login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+    """The admin's login page, behind the same throttles as the API's login."""
+    return admin_login_throttled(request) or admin.site.login(request, extra_context)

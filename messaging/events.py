@@ -157,6 +157,14 @@ def broadcast_user_deactivated(user_id: int) -> None:
     _send_after_commit([(user_group_name(user_id), {"type": "user.deactivated"})])
 
 
+def broadcast_user_sessions_revoked(user_id: int) -> None:
+    """Every token of that user was revoked: their sockets close with 4401.
+
+    The event sockets already answer that way for a deactivated user, so it is sent as is.
+    """
+    _send_after_commit([(user_group_name(user_id), {"type": "user.deactivated"})])
+
+
 async def send_typing(*, room_id: int, user: User, is_typing: bool) -> None:
     text = encode_frame({"type": "typing", "user": user_brief(user), "is_typing": is_typing})
     await group_send(room_id, {"type": "typing", "user_id": user.pk, "text": text})

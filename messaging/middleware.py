@@ -3,8 +3,8 @@
 Mobile apps and scripts send ``Authorization: Bearer <access>``; browsers cannot set
 headers on a WebSocket handshake, so they send ``?token=<access>`` instead (which can
 end up in proxy access logs: keep access tokens short-lived). Validation is delegated
-to SimpleJWT's ``JWTAuthentication``, so HTTP and WebSocket accept exactly the same
-tokens: access tokens only, active users only.
+to the REST API's ``SessionJWTAuthentication``, so HTTP and WebSocket accept exactly the
+same tokens: access tokens only, active users only, none revoked.
 """
 
 import logging
@@ -16,9 +16,9 @@ from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.tokens import Token
 
+from accounts.authentication import SessionJWTAuthentication
 from accounts.models import User
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 def get_user_for_token(raw_token: str) -> tuple[User, Token] | None:
     """The active user a raw access token names, with the validated token, or None."""
-    authenticator = JWTAuthentication()
+    authenticator = SessionJWTAuthentication()
     try:
         validated_token = authenticator.get_validated_token(raw_token.encode())
         user = authenticator.get_user(validated_token)

@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefSerializer, user_brief_of
-from accounts.validators import has_forbidden_characters
+from accounts.validators import has_forbidden_characters, is_blank
 from messaging.models import Message
 
 MAX_BODY_LENGTH = 4000
@@ -27,8 +27,10 @@ class StrictCharField(serializers.CharField):
 
 
 def validate_body(value: str) -> str:
-    if not value.strip():
-        raise serializers.ValidationError("The body may not be only white space.")
+    if is_blank(value):  # format characters (zero-width spaces...) show nothing either
+        raise serializers.ValidationError(
+            "The body may not be only white space and invisible format characters."
+        )
     if has_forbidden_characters(value, allowed="\t\n\r"):
         raise serializers.ValidationError(
             "Control characters other than tab, newline and carriage return are not allowed."
@@ -178,7 +180,7 @@ def message_input(data: Mapping[str, Any]) -> dict[str, Any]:
     if (
         type(body) is str
         and len(body) <= MAX_BODY_LENGTH
-        and body.strip()
+        and not is_blank(body)
         and not has_forbidden_characters(body, allowed="\t\n\r")
     ):
         if client_id is _MISSING:

@@ -1,12 +1,14 @@
 from collections.abc import Sequence
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from rooms.models import Membership, Room
+from rooms.models import NAME_TAKEN, Membership, Room
+from rooms.selectors import room_name_taken
 from rooms.services import membership_remove, room_delete, room_join, room_update
 
 
@@ -24,9 +26,29 @@ class MembershipInline(admin.TabularInline[Membership, Room]):
         return False
 
 
+class RoomAdminForm(forms.ModelForm[Room]):
+    """The room form, refusing a name taken under case folding as a field error.
+
+    The constraint is on ``name_folded``, which the form does not show, so the form's own
+    constraint checks skip it and a clash would reach the database as an IntegrityError.
+    """
+
+    class Meta:
+        model = Room
+        fields = ["name", "topic", "visibility", "owner", "created_at"]
+
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data["name"]).strip()
+        if room_name_taken(name=name, exclude_pk=self.instance.pk):
+            raise forms.ValidationError(NAME_TAKEN, code="unique")
+        return name
+
+
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin[Room]):
     """Rooms; deleting one here tells its live sockets, as the API does."""
+
+    form = RoomAdminForm
 
     list_display = ["name", "visibility", "owner", "created_at", "last_activity_at", "last_seq"]
     list_filter = ["visibility"]

@@ -1,9 +1,12 @@
+from typing import Any
+
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.validators import validate_no_control_characters
+from accounts.validators import NAME_VALIDATORS, fold_case
+
+NAME_TAKEN = "A room with that name already exists."
 
 
 class Room(models.Model):
@@ -13,10 +16,11 @@ class Room(models.Model):
         PUBLIC = "public"
         PRIVATE = "private"
 
-    name = models.CharField(max_length=64, validators=[validate_no_control_characters])
-    topic = models.CharField(
-        max_length=256, blank=True, validators=[validate_no_control_characters]
-    )
+    name = models.CharField(max_length=64, validators=NAME_VALIDATORS)
+    # fold_case(name), kept by save(): names are unique under full Unicode case folding,
+    # as usernames are, whatever the database's LOWER does.
+    name_folded = models.TextField(editable=False)
+    topic = models.CharField(max_length=256, blank=True, validators=NAME_VALIDATORS)
     visibility = models.CharField(
         max_length=7, choices=Visibility.choices, default=Visibility.PUBLIC
     )
@@ -32,15 +36,22 @@ class Room(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                Lower("name"),
-                name="rooms_room_name_ci_unique",
-                violation_error_message="A room with that name already exists.",
+                fields=["name_folded"],
+                name="rooms_room_name_folded_unique",
+                violation_error_message=NAME_TAKEN,
             ),
         ]
         indexes = [models.Index(fields=["-last_activity_at", "-id"], name="rooms_room_activity")]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.name_folded = fold_case(self.name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "name_folded"}
+        super().save(*args, **kwargs)
 
 
 class Membership(models.Model):

@@ -27,6 +27,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
+from accounts.validators import fold_case
 from messaging.models import Message
 from rooms.models import Membership, Room
 
@@ -38,6 +39,15 @@ def room_list_visible(*, user: User) -> QuerySet[Room]:
     """Every public room, and the private rooms ``user`` is a member of."""
     is_member = Exists(Membership.objects.filter(room=OuterRef("pk"), user=user))
     return Room.objects.filter(Q(visibility=Room.Visibility.PUBLIC) | is_member)
+
+
+def room_name_taken(*, name: str, exclude_pk: int | None = None) -> bool:
+    """Whether another room has this name under full Unicode case folding (the database
+    constraint has the final word)."""
+    rooms = Room.objects.filter(name_folded=fold_case(name))
+    if exclude_pk is not None:
+        rooms = rooms.exclude(pk=exclude_pk)
+    return rooms.exists()
 
 
 def room_get_visible(*, room_id: int, user: User) -> Room | None:

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefSerializer, user_brief
-from accounts.validators import validate_no_control_characters
+from accounts.validators import NAME_VALIDATORS
 from messaging.serializers import MessageSerializer, iso_datetime, message_payload
 from rooms.models import Membership, Room
 from rooms.selectors import room_last_message
@@ -92,16 +92,16 @@ class RoomInputSerializer(serializers.Serializer[Any]):
 
     name = serializers.CharField(
         max_length=NAME_MAX_LENGTH,
-        validators=[validate_no_control_characters],
-        help_text="1-64 characters after trimming, no control characters; "
-        "unique without regard to case.",
+        validators=NAME_VALIDATORS,
+        help_text="1-64 characters after trimming, no control or invisible format "
+        "characters; unique without regard to case (full Unicode case folding).",
     )
     topic = serializers.CharField(
         max_length=TOPIC_MAX_LENGTH,
         required=False,
         allow_blank=True,
         default="",
-        validators=[validate_no_control_characters],
+        validators=NAME_VALIDATORS,
     )
     visibility = serializers.ChoiceField(
         choices=Room.Visibility.choices, required=False, default=Room.Visibility.PUBLIC

@@ -10,10 +10,11 @@ import functools
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import BigIntegerField, Subquery, Value
-from django.db.models.functions import Least, Lower
+from django.db.models.functions import Least
 from django.http import Http404
 
 from accounts.models import User
+from accounts.validators import fold_case
 from messaging.events import (
     broadcast_member_removed,
     broadcast_read_updated,
@@ -21,37 +22,27 @@ from messaging.events import (
     broadcast_room_updated,
 )
 from rooms.limits import membership_spend_token
-from rooms.models import Membership, Room
-from rooms.selectors import room_get_for_user
+from rooms.models import NAME_TAKEN, Membership, Room
+from rooms.selectors import room_get_for_user, room_name_taken
 from rooms.serializers import room_payload
 
-NAME_TAKEN = "A room with that name already exists."
 # Read markers are stored in a signed 64-bit column; a larger seq is clamped anyway.
 _MAX_SEQ = 2**63 - 1
 
 
-def _room_name_taken(*, name: str, exclude_pk: int | None = None) -> bool:
-    # Compare as the database constraint does (Lower on both sides), so the check
-    # and the constraint agree on every backend.
-    rooms = Room.objects.annotate(lower_name=Lower("name")).filter(lower_name=Lower(Value(name)))
-    if exclude_pk is not None:
-        rooms = rooms.exclude(pk=exclude_pk)
-    return rooms.exists()
-
-
 def _room_save_checked(*, room: Room) -> None:
-    """Validate ``room``'s fields and save it; a case-insensitive name clash is a 400."""
+    """Validate ``room``'s fields and save it; a name clash under case folding is a 400."""
     room.name = room.name.strip()
     room.topic = room.topic.strip()
     room.full_clean(exclude=["owner", "last_seq", "last_activity_at"], validate_constraints=False)
-    if _room_name_taken(name=room.name, exclude_pk=room.pk):
+    if room_name_taken(name=room.name, exclude_pk=room.pk):
         raise ValidationError({"name": [NAME_TAKEN]})
     try:
         # A savepoint, so the surrounding transaction survives the clash of a race.
         with transaction.atomic():
             room.save()
     except IntegrityError as exc:
-        if _room_name_taken(name=room.name, exclude_pk=room.pk):
+        if room_name_taken(name=room.name, exclude_pk=room.pk):
             raise ValidationError({"name": [NAME_TAKEN]}) from exc
         raise
 
@@ -155,7 +146,7 @@ def membership_add(*, room: Room, username: str, by: User) -> tuple[Membership, 
     """
     if by.pk != room.owner_id:
         raise PermissionDenied("Only the room's owner can add members.")
-    user = User.objects.filter(username__iexact=username, is_active=True).first()
+    user = User.objects.filter(username_folded=fold_case(username), is_active=True).first()
     if user is None:
         raise ValidationError({"username": ["No user with that username."]})
     return Membership.objects.get_or_create(room=room, user=user)

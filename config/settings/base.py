@@ -5,14 +5,20 @@ layer. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and Redis for pro
 where several server processes share them.
 """
 
-import warnings
+import contextlib
+import os
+import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+
+from config.headers import add_static_headers
 
 django_stubs_ext.monkeypatch()
 
@@ -25,13 +31,44 @@ if env.bool("DJANGO_READ_DOT_ENV_FILE", default=False):
 # GENERAL
 # ------------------------------------------------------------------------------
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Published with the code, so anyone can sign tokens with it: only ever used in debug.
 _DEV_SECRET_KEY = "django-insecure-development-key-do-not-use-in-production"  # noqa: S105
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY)
-if SECRET_KEY == _DEV_SECRET_KEY and not DEBUG:
-    warnings.warn(
-        "DJANGO_SECRET_KEY is not set: using the development key. Set it in production.",
-        RuntimeWarning,
-        stacklevel=1,
+
+
+def _local_secret_key(path: Path) -> str:
+    """The key kept in ``path``, made at random on first use (readable by the owner only).
+
+    A file rather than a fresh key per start: tokens and sessions survive a restart, and
+    several processes started on one machine agree. It is linked into place only once
+    complete, so a process starting at the same moment never reads half a key.
+    """
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key-")  # 0600
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(50) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):  # another process was first: use theirs
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    SECRET_KEY = _local_secret_key(
+        Path(env.str("DJANGO_SECRET_KEY_FILE", default=str(BASE_DIR / ".secret_key")))
+    )
+if not SECRET_KEY or (SECRET_KEY == _DEV_SECRET_KEY and not DEBUG):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is empty or the published development key; set a long random one "
+        "(or unset it to have one made in DJANGO_SECRET_KEY_FILE)."
     )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 TIME_ZONE = "UTC"
@@ -94,6 +131,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # The web client (web/, no build step) is served at / by WhiteNoise, under daphne too.
 WHITENOISE_ROOT = BASE_DIR / "web"
 WHITENOISE_INDEX_FILE = True
+WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers
+# Django's own responses (the admin, the API docs); WhiteNoise's get add_static_headers.
+X_FRAME_OPTIONS = "DENY"
 
 # DATABASES
 # ------------------------------------------------------------------------------
@@ -107,7 +147,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             # on the busy timeout instead of failing with "database is locked" on upgrade.
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # FULL, not NORMAL: in WAL mode NORMAL skips the sync at commit, so a power
+            # cut can lose commits that were already acknowledged to clients.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
         }
     )
     # Persistent connections: the socket path reaches the database through one worker
@@ -202,7 +244,7 @@ CORS_URLS_REGEX = r"^/api/.*$"
 # ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.SessionJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -213,6 +255,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "register": env.str("THROTTLE_REGISTER", default="20/hour"),
         "login": env.str("THROTTLE_LOGIN", default="30/minute"),
+        # Failed logins per username and client address, the admin's included.
+        "login_failed": env.str("THROTTLE_LOGIN_FAILED", default="10/hour"),
     },
     # Only trust X-Forwarded-For as far as the configured number of proxies.
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),

@@ -34,7 +34,11 @@ if REDIS_URL:
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DEFAULT_THROTTLE_RATES": {"register": "10000/minute", "login": "10000/minute"},
+    "DEFAULT_THROTTLE_RATES": {
+        "register": "10000/minute",
+        "login": "10000/minute",
+        "login_failed": "10000/minute",
+    },
 }
 
 # The same for the per-socket frame limits and socket counts; tests of the limits lower them.

@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import User
+from accounts.services import user_token_pair
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -100,4 +101,30 @@ def test_deactivating_a_user_in_the_admin_closes_their_sockets(
     assert response.status_code == 302, response.content[:2000]
     someone.refresh_from_db()
     assert someone.is_active is False
+    closes_sockets.assert_called_once_with(someone.pk)
+
+
+def test_changing_a_password_in_the_admin_revokes_the_users_tokens(
+    admin_client_for_users: Client, django_capture_on_commit_callbacks
+) -> None:
+    someone = UserFactory.create()
+    pair = user_token_pair(user=someone)
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {pair['access']}"}
+    assert Client().get("/api/v1/users/me/", **bearer).status_code == 200
+
+    with (
+        mock.patch("accounts.services.broadcast_user_sessions_revoked") as closes_sockets,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = admin_client_for_users.post(
+            f"/admin/accounts/user/{someone.pk}/password/",
+            {
+                "password1": "pale-violet-tractor-81",
+                "password2": "pale-violet-tractor-81",
+                "usable_password": "true",
+            },
+        )
+
+    assert response.status_code == 302, response.content[:2000]
+    assert Client().get("/api/v1/users/me/", **bearer).status_code == 401
     closes_sockets.assert_called_once_with(someone.pk)

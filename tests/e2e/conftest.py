@@ -61,7 +61,7 @@ def _free_port() -> int:
 
 
 def _server_env(
-    *, database_url: str, redis_url: str, channel_prefix: str, extra: dict[str, str]
+    *, database_url: str, redis_url: str, channel_prefix: str, extra: dict[str, str | None]
 ) -> dict[str, str]:
     env = {
         name: value
@@ -91,7 +91,11 @@ def _server_env(
     )
     if redis_url:
         env.update(REDIS_URL=redis_url, CHANNEL_LAYER_PREFIX=channel_prefix)
-    env.update(extra)
+    for name, value in extra.items():  # None unsets a variable (as a bare `make run` has)
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
@@ -208,6 +212,8 @@ def start_server(
 
     ``args`` are daphne options added to those ``make run`` gives.
 
+    ``env`` adds variables to the servers' environment; a value of None removes one.
+
     Every call starts one more daphne process and waits until ``/healthz`` answers 200.
     By default the processes share this test's database, Redis and channel prefix.
     """
@@ -216,7 +222,7 @@ def start_server(
     def start(
         *,
         database_url: str | None = None,
-        env: dict[str, str] | None = None,
+        env: dict[str, str | None] | None = None,
         args: list[str] | None = None,
         allow_errors: bool = False,
     ) -> Server:

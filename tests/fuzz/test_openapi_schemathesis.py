@@ -19,10 +19,10 @@ from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from pytest_django.fixtures import Settings
-from rest_framework_simplejwt.tokens import AccessToken
 from schemathesis import checks
 
 from accounts.models import User
+from accounts.tokens import SessionRefreshToken
 from messaging.models import Message
 from rooms.models import Membership, Room
 from tests.factories import MessageFactory, RoomFactory, UserFactory
@@ -55,7 +55,9 @@ def world() -> dict[str, Any]:
         "messages": message.pk,
         "users": member.pk,
         "user_id": member.pk,
-        "token": str(AccessToken.for_user(owner)),
+        # Of the owner's current generation: a case that logged them out everywhere (or
+        # changed their password) must not leave every later case at 401.
+        "token": str(SessionRefreshToken.for_user(owner).access_token),
     }
 
 

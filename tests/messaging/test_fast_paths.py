@@ -96,7 +96,13 @@ def _fast_answer(data: dict) -> tuple[str, object]:
 _text = st.text(
     alphabet=st.one_of(
         st.characters(codec="utf-8"),
-        st.sampled_from(["\t", "\n", "\r", "\x00", "\x07", "\x7f", "\x85", "\ud800", " "]),
+        st.sampled_from(
+            [
+                *["\t", "\n", "\r", "\x00", "\x07", "\x7f", "\x85", "\ud800", " "],
+                # Format characters (Cf): a body of only these and white space is blank.
+                *["\u200b", "\u200c", "\u200d", "\u202e", "\ufeff", "\u00ad", "\U000e0001"],
+            ]
+        ),
     ),
     max_size=80,
 )
@@ -118,6 +124,9 @@ _values = st.one_of(
 @example(frame={"body": "x" * 4001})
 @example(frame={"body": "ok", "client_id": "a" * 65})
 @example(frame={"body": "   \n\t"})
+@example(frame={"body": "\u200b\u200b"})
+@example(frame={"body": " \ufeff\u200d\n"})
+@example(frame={"body": "\u200bx"})
 @example(frame={"body": "tab\tand\r\nnewlines", "client_id": "id_-9"})
 @example(frame={"body": "ok", "client_id": ""})
 @example(frame={"body": "ok", "client_id": None})

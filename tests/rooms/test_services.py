@@ -65,7 +65,7 @@ def test_room_create_turns_a_lost_race_on_the_name_into_a_field_error(user: User
     # The check before the insert sees no clash (another request has not committed yet);
     # the database constraint then refuses the row.
     with (
-        mock.patch("rooms.services._room_name_taken", side_effect=[False, True]),
+        mock.patch("rooms.services.room_name_taken", side_effect=[False, True]),
         pytest.raises(ValidationError) as caught,
     ):
         room_create(name="General", owner=user)

@@ -1,0 +1,22 @@
+"""Headers of the files WhiteNoise serves (the web client at ``/``, admin assets).
+
+WhiteNoise answers before Django's middleware runs, so ``XFrameOptionsMiddleware`` never
+sees these responses. ``frame-ancestors`` only works in a header (a ``<meta>`` CSP
+ignores it), so the page's policy is sent here as well as in ``web/index.html``.
+Imported by the settings: it imports nothing of Django's.
+"""
+
+from typing import Any
+
+# web/index.html's <meta> policy, plus what only a header can say.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def add_static_headers(headers: Any, path: str, url: str) -> None:
+    """``WHITENOISE_ADD_HEADERS_FUNCTION``: no page of ours may be framed (clickjacking)."""
+    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    headers["X-Frame-Options"] = "DENY"
