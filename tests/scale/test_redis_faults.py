@@ -1,4 +1,4 @@
-"""Redis dies under a running server, and comes back empty.
+"""Redis dies under a running server and comes back empty, or hangs for a while.
 
 The test's own ``redis-server`` replaces the shared one (``e2e_redis_url`` is overridden
 below), so it can be killed and restarted at will. Redis holds only what can be lost:
@@ -58,6 +58,10 @@ SENDS_DURING_OUTAGE = 5
 BURST = 8  # concurrent REST sends
 PROBE_WIDTH = 4  # pooled connections warmed per Redis client
 PROBE_TIMEOUT = 20.0
+# Redis is stopped (SIGSTOP) this long; each ack and 201 meanwhile must come within
+# HUNG_ANSWER_SECONDS (the publish timeout is 1 s), not when Redis wakes up.
+HANG_SECONDS = 6.0
+HUNG_ANSWER_SECONDS = 3.0
 
 
 @pytest.fixture
@@ -225,6 +229,67 @@ async def test_a_redis_crash_loses_no_acknowledged_message_and_sockets_hear_agai
             )
             assert new_seqs(frames) == [latest["seq"]]
             assert brief(carol) == hello["user"]
+
+
+async def _timed(answer: Any) -> tuple[float, Any]:
+    """Awaits ``answer``; how long it took, and what it gave."""
+    started = time.monotonic()
+    result = await answer
+    return time.monotonic() - started, result
+
+
+async def test_a_hung_redis_delays_no_acknowledgement_and_sockets_catch_up_after(
+    private_redis: RedisServer, start_server: StartServer
+) -> None:
+    server = start_server(
+        allow_errors=True,  # the broadcasts that time out are logged
+        env={"CHAT_REFRESH_SECONDS": str(REFRESH_SECONDS), "CHAT_PUBLISH_TIMEOUT_SECONDS": "1.0"},
+    )
+    alice, bob = [await asyncio.to_thread(register, server, name) for name in ("alice", "bob")]
+    room_id = (await asyncio.to_thread(create_room, server, alice, "general"))["id"]
+    await asyncio.to_thread(join_room, server, bob, room_id)
+
+    async with (
+        open_socket(server, room_id, token=alice.access) as alice_ws,
+        open_socket(server, room_id, token=bob.access) as bob_ws,
+    ):
+        for ws in (alice_ws, bob_ws):
+            assert (await receive(ws))["type"] == "hello"
+        first = await asyncio.to_thread(post_message, server, alice, room_id, "before")
+        for ws in (alice_ws, bob_ws):
+            await frames_until(ws, lambda got: first["seq"] in new_seqs(got), within=5)
+
+        # Hung, not dead: every connection stays open and every command waits.
+        private_redis.pause()
+        hung_at = time.monotonic()
+        try:
+            answers = []
+            for n in range(SENDS_DURING_OUTAGE):
+                frame = {"type": "message.send", "body": f"hung {n}", "client_id": f"hung-{n}"}
+                took, answer = await _timed(_answer_or_fail(alice_ws, frame))
+                assert answer["type"] == "message.ack", answer
+                assert took < HUNG_ANSWER_SECONDS, f"ack {n} took {took:.1f} s"
+                answers.append(answer)
+            took, by_rest = await _timed(
+                asyncio.to_thread(post_message, server, bob, room_id, "over REST")
+            )
+            assert took < HUNG_ANSWER_SECONDS, f"the 201 took {took:.1f} s"
+            # Stored, whatever became of their broadcasts (reading needs no Redis).
+            stored = await asyncio.to_thread(all_messages, server, bob, room_id)
+            assert [m["seq"] for m in stored] == list(range(1, by_rest["seq"] + 1))
+            assert [a["message"] for a in answers] + [by_rest] == stored[1:]
+            await asyncio.sleep(max(0.0, HANG_SECONDS - (time.monotonic() - hung_at)))
+        finally:
+            private_redis.resume()
+
+        # The broadcasts that timed out are lost; the next one shows the gap, which
+        # every socket fills from the database, in order.
+        probe = await asyncio.to_thread(post_message, server, alice, room_id, "after")
+        for ws in (alice_ws, bob_ws):
+            frames = await frames_until(
+                ws, lambda got: probe["seq"] in new_seqs(got), within=RECOVERY_TIMEOUT
+            )
+            assert new_seqs(frames) == list(range(first["seq"] + 1, probe["seq"] + 1))
 
 
 async def test_logging_in_and_signing_up_work_while_redis_is_down(
