@@ -33,6 +33,8 @@ from messaging.serializers import (
 from messaging.services import MessageDraft, NotAMember, RateLimited
 from messaging.sockets import (
     RoomAccess,
+    SocketAccessCheck,
+    socket_access_check,
     socket_mark_read,
     socket_messages_after,
     socket_open,
@@ -356,6 +358,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_auth(self, frame: dict[str, Any]) -> None:
         token = _validated(AuthFrameSerializer, frame)["token"]
+        if await self.revoked():
+            return
         found = await database_sync_to_async(get_user_for_token)(token)
         if found is None or found[0].pk != self.user.pk:
             raise FrameError(
@@ -447,6 +451,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_event_user_deactivated(self, event: dict[str, Any]) -> None:
         await self._close_from_server(CLOSE_UNAUTHORIZED)
 
+    # Re-checks, from the hub and on auth frames -------------------------------------
+
+    def access_key(self) -> tuple[int, int] | None:
+        """What the hub re-checks for this socket; None until hello has gone out."""
+        return (self.room_id, self.user.pk) if self.joined else None
+
+    async def recheck(self, check: SocketAccessCheck) -> None:
+        """Closes the socket, as the lost broadcast would have, if its user may no longer
+        be in its room: 4401 deactivated, 4404 the room is gone, 4403 no longer a member."""
+        code = _revoked_code(check, room_id=self.room_id, user_id=self.user.pk)
+        if code is not None and self.joined:
+            await self._close_from_server(code)
+
+    async def revoked(self) -> bool:
+        """Re-checks this socket alone (an ``auth`` frame); True if it was closed."""
+        key = self.access_key()
+        if key is None:
+            return False
+        check = await database_sync_to_async(socket_access_check)(sockets=[key])
+        await self.recheck(check)
+        return not self.joined
+
     async def _close_from_server(self, code: int) -> None:
         await self.close(code=code)
         # Leave at once: presence and the group must not wait for the client's close.
@@ -463,6 +489,18 @@ def _too_large(text: str) -> bool:
     if len(text) > limit:
         return True
     return len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def _revoked_code(check: SocketAccessCheck, *, room_id: int, user_id: int) -> int | None:
+    """The code a socket of ``user_id`` in ``room_id`` closes with, or None if it may stay."""
+    if (room_id, user_id) in check.members:
+        return None
+    if user_id in check.inactive:
+        return CLOSE_UNAUTHORIZED
+    if room_id not in check.rooms:
+        return CLOSE_NOT_FOUND
+    # As on ``member.removed`` (API.md: removed while connected), public room or not.
+    return CLOSE_FORBIDDEN
 
 
 def _close_code_for(access: RoomAccess) -> int:

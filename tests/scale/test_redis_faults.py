@@ -292,6 +292,87 @@ async def test_a_hung_redis_delays_no_acknowledgement_and_sockets_catch_up_after
             assert new_seqs(frames) == list(range(first["seq"] + 1, probe["seq"] + 1))
 
 
+async def _close_code_after(ws: ClientConnection, frames: list[dict[str, Any]]) -> int:
+    """Reads ``ws`` into ``frames`` until the server closes it; the code it closed with."""
+    deadline = time.monotonic() + RECOVERY_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(AssertionError):  # no frame for a while: read on
+                frames.append(await receive(ws))
+    except ConnectionClosed as closed:
+        received = closed.rcvd
+    else:
+        raise AssertionError(f"still open after {RECOVERY_TIMEOUT} s; frames: {frames}")
+    assert received is not None, f"closed without a close frame; frames: {frames}"
+    return received.code
+
+
+async def test_a_member_removed_while_redis_is_down_hears_nothing_more_of_the_private_room(
+    private_redis: RedisServer, start_server: StartServer
+) -> None:
+    server = start_server(
+        allow_errors=True,  # the lost broadcasts are logged with their tracebacks
+        env={"CHAT_REFRESH_SECONDS": str(REFRESH_SECONDS)},
+    )
+    alice, bob = [await asyncio.to_thread(register, server, name) for name in ("alice", "bob")]
+    created = await asyncio.to_thread(
+        server.request,
+        "POST",
+        "/api/v1/rooms/",
+        token=alice.access,
+        body={"name": "secret", "visibility": "private"},
+    )
+    assert created.status == 201, created
+    room_id = created.body["id"]
+    added = await asyncio.to_thread(
+        server.request,
+        "POST",
+        f"/api/v1/rooms/{room_id}/members/",
+        token=alice.access,
+        body={"username": bob.username},
+    )
+    assert added.status == 201, added
+
+    async with (
+        open_socket(server, room_id, token=alice.access) as alice_ws,
+        open_socket(server, room_id, token=bob.access) as bob_ws,
+    ):
+        for ws in (alice_ws, bob_ws):
+            assert (await receive(ws))["type"] == "hello"
+
+        private_redis.kill()
+        # The removal is committed; its broadcast (member.removed) is lost.
+        removed = await asyncio.to_thread(
+            server.request,
+            "DELETE",
+            f"/api/v1/rooms/{room_id}/members/{bob.id}/",
+            token=alice.access,
+        )
+        assert removed.status == 204, removed
+        private_redis.start()
+        await _healthy_within(server, RECOVERY_TIMEOUT)
+
+        # Alice's socket hears the room again (its process has re-joined the group)...
+        alice_frames: list[dict[str, Any]] = []
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        while True:
+            said = await asyncio.to_thread(post_message, server, alice, room_id, "after bob")
+            if await read_until(
+                alice_ws,
+                alice_frames,
+                lambda got, seq=said["seq"]: seq in new_seqs(got),
+                within=2 * REFRESH_SECONDS,
+            ):
+                break
+            assert time.monotonic() < deadline, f"alice heard nothing: {alice_frames}"
+
+        # ...and Bob's, in the same process, was closed as the lost broadcast would have
+        # closed it, having heard nothing said after his removal.
+        bob_frames: list[dict[str, Any]] = []
+        assert await _close_code_after(bob_ws, bob_frames) == 4403
+        assert new_seqs(bob_frames) == [], bob_frames
+
+
 async def test_logging_in_and_signing_up_work_while_redis_is_down(
     private_redis: RedisServer, start_server: StartServer
 ) -> None:
