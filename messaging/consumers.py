@@ -473,6 +473,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.recheck(check)
         return not self.joined
 
+    async def catch_up(self, last_seq: int) -> None:
+        """Called by the hub after it re-joined the groups: the room's newest message is
+        ``last_seq``. Whatever this socket lacks up to it is read from the database, in
+        order, even if no later broadcast shows the gap (a quiet room after Redis lost
+        its groups)."""
+        if not self.joined or self.holding:  # greeting, or waiting for an ack: next time
+            return
+        self.orderer.expect(last_seq)
+        if self.orderer.has_gap and self.gap_task is None:
+            self.gap_task = asyncio.create_task(self._fill_gap())
+
     async def _close_from_server(self, code: int) -> None:
         await self.close(code=code)
         # Leave at once: presence and the group must not wait for the client's close.

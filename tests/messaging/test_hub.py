@@ -11,9 +11,9 @@ from accounts.models import User
 from messaging import hub as hub_module
 from messaging.events import room_group_name
 from messaging.hub import get_hub
-from messaging.sockets import SocketAccessCheck, socket_access_check
+from messaging.sockets import SocketAccessCheck, socket_access_check, socket_rooms_last_seq
 from rooms.models import Membership, Room
-from tests.factories import RoomFactory, UserFactory
+from tests.factories import MessageFactory, RoomFactory, UserFactory
 from tests.messaging.conftest import TIMEOUT, Connect, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -175,3 +175,43 @@ def test_the_access_check_is_one_query_whatever_the_sockets(
         (rooms[1].pk, users[1].pk),
     }
     assert check.inactive == {users[2].pk}
+
+
+# Catching up after the layer lost the groups -------------------------------------
+
+
+async def test_after_a_re_join_sockets_catch_up_on_a_quiet_room_without_a_new_message(
+    connect: Connect, room: Room, user: User, member: User
+) -> None:
+    sockets = [await connect(room, user), await connect(room, member)]
+    # Stored while the groups were forgotten: their broadcasts reached nobody, and
+    # nothing said since shows the gap.
+    for n in range(3):
+        await database_sync_to_async(MessageFactory.create)(room=room, body=f"missed {n}")
+
+    await get_hub().maintain()
+
+    for socket in sockets:
+        frames = [await receive_until(socket, "message.new") for _ in range(3)]
+        assert [f["message"]["body"] for f in frames] == ["missed 0", "missed 1", "missed 2"]
+        assert [f["message"]["seq"] for f in frames] == [1, 2, 3]
+        await socket.send_json_to({"type": "ping"})
+        assert await socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
+
+
+async def test_the_hub_reads_the_newest_seq_of_all_its_rooms_in_one_query(
+    connect: Connect, room: Room, user: User, member: User
+) -> None:
+    other_room = await database_sync_to_async(RoomFactory.create)(owner=member)
+    for target, who in ((room, user), (room, member), (other_room, member)):
+        await connect(target, who)
+    reads: list[set[int]] = []
+
+    def counting(*, room_ids: set[int]) -> dict[int, int]:
+        reads.append(set(room_ids))
+        return socket_rooms_last_seq(room_ids=room_ids)
+
+    with mock.patch.object(hub_module, "socket_rooms_last_seq", counting):
+        await get_hub().maintain()
+
+    assert reads == [{room.pk, other_room.pk}]

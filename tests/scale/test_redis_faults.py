@@ -62,6 +62,9 @@ PROBE_TIMEOUT = 20.0
 # HUNG_ANSWER_SECONDS (the publish timeout is 1 s), not when Redis wakes up.
 HANG_SECONDS = 6.0
 HUNG_ANSWER_SECONDS = 3.0
+# Sent while Redis is down into a room that then falls quiet: more than the 100 messages
+# that one gap-fill read returns.
+QUIET_MISSED = 105
 
 
 @pytest.fixture
@@ -290,6 +293,38 @@ async def test_a_hung_redis_delays_no_acknowledgement_and_sockets_catch_up_after
                 ws, lambda got: probe["seq"] in new_seqs(got), within=RECOVERY_TIMEOUT
             )
             assert new_seqs(frames) == list(range(first["seq"] + 1, probe["seq"] + 1))
+
+
+async def test_open_sockets_in_a_quiet_room_catch_up_after_redis_comes_back_empty(
+    private_redis: RedisServer, start_server: StartServer
+) -> None:
+    server = start_server(
+        allow_errors=True,  # the lost broadcasts are logged with their tracebacks
+        env={"CHAT_REFRESH_SECONDS": str(REFRESH_SECONDS)},
+    )
+    alice, bob = [await asyncio.to_thread(register, server, name) for name in ("alice", "bob")]
+    room_id = (await asyncio.to_thread(create_room, server, alice, "quiet"))["id"]
+    await asyncio.to_thread(join_room, server, bob, room_id)
+
+    async with (
+        open_socket(server, room_id, token=alice.access) as alice_ws,
+        open_socket(server, room_id, token=bob.access) as bob_ws,
+    ):
+        for ws in (alice_ws, bob_ws):
+            assert (await receive(ws))["type"] == "hello"
+
+        private_redis.kill()
+        # Stored, their broadcasts lost: more than one page of the socket's gap fill.
+        for n in range(QUIET_MISSED):
+            await asyncio.to_thread(post_message, server, alice, room_id, f"missed {n}")
+        private_redis.start()
+
+        # Nobody says anything more: the sockets still get every message, in order.
+        for ws in (alice_ws, bob_ws):
+            frames = await frames_until(
+                ws, lambda got: QUIET_MISSED in new_seqs(got), within=RECOVERY_TIMEOUT
+            )
+            assert new_seqs(frames) == list(range(1, QUIET_MISSED + 1))
 
 
 async def _close_code_after(ws: ClientConnection, frames: list[dict[str, Any]]) -> int:
