@@ -43,7 +43,6 @@ class Publisher:
         self.limit = limit
         self.queue: deque[tuple[str, dict[str, Any]]] = deque()
         self.task: asyncio.Task[None] | None = None
-        self.dropped = 0
 
     def publish(self, broadcasts: Broadcasts) -> None:
         self.queue.extend(broadcasts)
@@ -51,7 +50,6 @@ class Publisher:
         if overflow > 0:
             for _ in range(overflow):
                 self.queue.popleft()
-            self.dropped += overflow
             logger.warning(
                 "publish queue full (%d): dropped the %d oldest broadcasts", self.limit, overflow
             )
