@@ -59,11 +59,34 @@ class Publisher:
     async def _drain(self) -> None:
         try:
             while self.queue:
-                sends = list(self.queue)
+                sends = _coalesced(list(self.queue))
                 self.queue.clear()
                 await events.send_events(sends)
         finally:
             self.task = None
+
+
+def _coalesced(sends: Broadcasts) -> Broadcasts:
+    """A backlog's ``message.new`` events of one room in as few events as possible.
+
+    After a slow spell the queue holds many small events per room, and each is one
+    channel-layer round trip: the backlog would only grow. Frames keep their order, and
+    an event of another type between two keeps its place.
+    """
+    merged: Broadcasts = []
+    open_events: dict[str, dict[str, Any]] = {}  # each room's last message.new, ours
+    for group, event in sends:
+        if event["type"] != "message.new":
+            open_events.pop(group, None)
+            merged.append((group, event))
+            continue
+        last = open_events.get(group)
+        if last is not None and len(last["frames"]) + len(event["frames"]) <= MAX_BATCH:
+            last["frames"].extend(event["frames"])
+            continue
+        event = open_events[group] = {**event, "frames": list(event["frames"])}
+        merged.append((group, event))
+    return merged
 
 
 class MessageWriter:

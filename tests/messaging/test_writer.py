@@ -104,3 +104,36 @@ async def test_a_full_publish_queue_drops_its_oldest_broadcasts_with_a_warning(
 
     assert sent == ["in flight", "b", "c"]
     assert "dropped the 1 oldest" in caplog.text
+
+
+async def test_a_backlog_of_one_rooms_broadcasts_goes_out_as_one_event_in_order() -> None:
+    sent: list[dict[str, Any]] = []
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def recording(group: str, message: dict[str, Any]) -> None:
+        started.set()
+        await release.wait()
+        sent.append(message)
+
+    def new(*seqs: int) -> tuple[str, dict[str, Any]]:
+        return ("room.1", {"type": "message.new", "frames": [[seq, f"m{seq}"] for seq in seqs]})
+
+    publisher = Publisher()
+    with mock.patch.object(get_channel_layer(), "group_send", recording):
+        publisher.publish([new(1)])
+        await started.wait()
+        publisher.publish([new(2, 3)])
+        publisher.publish([new(4)])
+        publisher.publish([("room.1", {"type": "message.deleted", "text": "d"})])
+        publisher.publish([new(5)])
+        release.set()
+        assert publisher.task is not None
+        await publisher.task
+
+    assert [m.get("frames", m["type"]) for m in sent] == [
+        [[1, "m1"]],
+        [[2, "m2"], [3, "m3"], [4, "m4"]],
+        "message.deleted",
+        [[5, "m5"]],
+    ]
