@@ -36,6 +36,8 @@ from messaging.serializers import (
 from messaging.services import MessageDraft, NotAMember, RateLimited
 from messaging.sockets import (
     RoomAccess,
+    SocketAccessCheck,
+    socket_access_check,
     socket_mark_read,
     socket_messages_after,
     socket_open,
@@ -418,6 +420,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_auth(self, frame: dict[str, Any]) -> None:
         token = _validated(AuthFrameSerializer, frame)["token"]
+        if await self.revoked():
+            return
         found = await database_sync_to_async(get_user_for_token)(token)
         if found is None or found[0].pk != self.user.pk:
             raise _invalid({"token": ["Not a valid access token of this socket's user."]})
@@ -509,6 +513,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_event_user_deactivated(self, event: dict[str, Any]) -> None:
         await self._close_from_server(CLOSE_UNAUTHORIZED, "user deactivated")
 
+    # Re-checks, from the hub and on auth frames -------------------------------------
+
+    def access_key(self) -> tuple[int, int] | None:
+        """What the hub re-checks for this socket; None until hello has gone out."""
+        return (self.room_id, self.user.pk) if self.joined else None
+
+    async def recheck(self, check: SocketAccessCheck) -> None:
+        """Closes the socket, as the lost broadcast would have, if its user may no longer
+        be in its room: 4401 deactivated, 4404 the room is gone, 4403 no longer a member."""
+        code = _revoked_code(check, room_id=self.room_id, user_id=self.user.pk)
+        if code is not None and self.joined:
+            await self._close_from_server(code)
+
+    async def revoked(self) -> bool:
+        """Re-checks this socket alone (an ``auth`` frame); True if it was closed."""
+        key = self.access_key()
+        if key is None:
+            return False
+        check = await database_sync_to_async(socket_access_check)(sockets=[key])
+        await self.recheck(check)
+        return not self.joined
+
+    async def catch_up(self, last_seq: int) -> None:
+        """Called by the hub after it re-joined the groups: the room's newest message is
+        ``last_seq``. Whatever this socket lacks up to it is read from the database, in
+        order, even if no later broadcast shows the gap (a quiet room after Redis lost
+        its groups)."""
+        if not self.joined or self.holding:  # greeting, or waiting for an ack: next time
+            return
+        self.orderer.expect(last_seq)
+        if self.orderer.has_gap and self.gap_task is None:
+            self.gap_task = asyncio.create_task(self._fill_gap())
+
     async def _close(self, code: int, reason: str | None = None) -> None:
         await self.close(code=code, reason=reason or CLOSE_REASONS.get(code))
 
@@ -528,6 +565,18 @@ def _too_large(text: str) -> bool:
     if len(text) > limit:
         return True
     return len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def _revoked_code(check: SocketAccessCheck, *, room_id: int, user_id: int) -> int | None:
+    """The code a socket of ``user_id`` in ``room_id`` closes with, or None if it may stay."""
+    if (room_id, user_id) in check.members:
+        return None
+    if user_id in check.inactive:
+        return CLOSE_UNAUTHORIZED
+    if room_id not in check.rooms:
+        return CLOSE_NOT_FOUND
+    # As on ``member.removed`` (API.md: removed while connected), public room or not.
+    return CLOSE_FORBIDDEN
 
 
 def _close_code_for(access: RoomAccess) -> int:

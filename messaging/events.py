@@ -14,6 +14,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from accounts.models import User
 from accounts.serializers import user_brief
@@ -53,7 +54,12 @@ async def _send_to_group(group: str, event: dict[str, Any]) -> None:
     assert layer is not None
     # The group travels with the event: each process's hub reads one channel for all
     # of its groups and hands the event to the sockets of this one (messaging.hub).
-    await layer.group_send(group, {**event, "group": group})
+    # A hung Redis answers nothing until its socket timeout (30 s): give up sooner,
+    # so that nothing waiting on a send (a REST request, a socket's frame) waits long.
+    await asyncio.wait_for(
+        layer.group_send(group, {**event, "group": group}),
+        timeout=settings.CHAT_PUBLISH_TIMEOUT_SECONDS,
+    )
 
 
 async def send_events(sends: list[tuple[str, dict[str, Any]]]) -> None:
@@ -87,7 +93,11 @@ async def send_events(sends: list[tuple[str, dict[str, Any]]]) -> None:
 
 
 def _send_after_commit(sends: list[tuple[str, dict[str, Any]]]) -> None:
-    """``send_events`` from synchronous code (``transaction.on_commit``): one hop to the loop."""
+    """``send_events`` from synchronous code (``transaction.on_commit``): one hop to the loop.
+
+    The caller (a REST request) waits for it, so at most ``CHAT_PUBLISH_TIMEOUT_SECONDS``
+    per event of a room when the layer hangs.
+    """
     async_to_sync(send_events)(sends)
 
 

@@ -10,7 +10,12 @@ they were, so processes still reach each other through Redis.
 
 The hub also keeps its subscriptions alive: every ``CHAT_REFRESH_SECONDS`` it re-joins its
 groups (a Redis restarted without persistence has forgotten them) and refreshes the
-presence entries of its sockets.
+presence entries of its sockets. Around that it re-checks its sockets against the
+database, one query each for all of them, never in the delivery loop: before re-joining,
+that their users may still be in their rooms (a removal whose broadcast was lost must not
+leave a socket listening); after, that they hold their rooms' newest messages (those
+broadcast while the groups were forgotten reached nobody, and in a quiet room no later
+broadcast reveals the gap).
 """
 
 import asyncio
@@ -20,9 +25,11 @@ import uuid
 import weakref
 from typing import Any, Protocol
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from messaging.presence import refresh_interval
+from messaging.sockets import SocketAccessCheck, socket_access_check, socket_rooms_last_seq
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +42,15 @@ class Listener(Protocol):
     async def deliver(self, event: dict[str, Any]) -> None: ...
 
     async def refresh_presence(self) -> None: ...
+
+    def access_key(self) -> tuple[int, int] | None:
+        """``(room_id, user_id)`` to re-check, or None while the socket is not open."""
+
+    async def recheck(self, check: SocketAccessCheck) -> None:
+        """Closes the socket if ``check`` no longer allows its user in its room."""
+
+    async def catch_up(self, last_seq: int) -> None:
+        """Its room's newest message is ``last_seq``: deliver what the socket lacks."""
 
 
 class Hub:
@@ -127,8 +143,12 @@ class Hub:
                 logger.warning("hub maintenance failed; retrying later", exc_info=True)
 
     async def maintain(self) -> None:
-        """Leave empty groups, re-join the others, refresh the sockets' presence."""
+        """Re-check the sockets' access, leave empty groups and re-join the others, catch
+        the sockets up, refresh their presence."""
         assert self.channel is not None
+        # Before re-joining, and whether or not the layer answers: a socket whose user
+        # was removed while the layer was away must not hear the room again, not once.
+        await self._guarded(self.recheck_access(), "re-check the sockets' access")
         async with self.membership_lock:
             for group, listeners in list(self.groups.items()):
                 if listeners:
@@ -136,12 +156,61 @@ class Hub:
                 else:
                     del self.groups[group]
                     await self.layer.group_discard(group, self.channel)
-        seen: set[int] = set()
+        # After re-joining: what was committed before it is read from the database,
+        # what is committed after it arrives by broadcast.
+        await self._guarded(self.catch_up(), "catch the sockets up")
+        for listener in self._listeners():
+            await listener.refresh_presence()
+
+    def _listeners(self) -> list[Listener]:
+        """Every local socket once (one is in its room's group and its user's)."""
+        seen: dict[int, Listener] = {}
         for listeners in list(self.groups.values()):
             for listener in list(listeners):
-                if id(listener) not in seen:
-                    seen.add(id(listener))
-                    await listener.refresh_presence()
+                seen.setdefault(id(listener), listener)
+        return list(seen.values())
+
+    def _open_listeners(self) -> list[tuple[tuple[int, int], Listener]]:
+        keyed = []
+        for listener in self._listeners():
+            key = listener.access_key()
+            if key is not None:
+                keyed.append((key, listener))
+        return keyed
+
+    @staticmethod
+    async def _guarded(step: Any, what: str) -> None:
+        try:
+            await step
+        except Exception:  # the database is unreachable, say: the rest still runs
+            logger.warning("hub could not %s; retrying later", what, exc_info=True)
+
+    async def recheck_access(self) -> None:
+        """Closes the sockets whose users may no longer be in their rooms: one query."""
+        keyed = self._open_listeners()
+        if not keyed:
+            return
+        check = await database_sync_to_async(socket_access_check)(sockets=[k for k, _ in keyed])
+        for _, listener in keyed:
+            try:
+                await listener.recheck(check)
+            except Exception as error:
+                logger.warning("re-checking a socket failed: %r", error)
+
+    async def catch_up(self) -> None:
+        """Brings every socket up to its room's newest message: one query for all rooms."""
+        keyed = self._open_listeners()
+        if not keyed:
+            return
+        last_seqs = await database_sync_to_async(socket_rooms_last_seq)(
+            room_ids={room_id for (room_id, _), _ in keyed}
+        )
+        for (room_id, _), listener in keyed:
+            if room_id in last_seqs:
+                try:
+                    await listener.catch_up(last_seqs[room_id])
+                except Exception as error:
+                    logger.warning("catching a socket up failed: %r", error)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

@@ -6,6 +6,8 @@ a layer may drop one under load. Each socket therefore delivers ``message.new`` 
 strict ``seq`` order from the ``last_seq`` its ``hello`` announced: duplicates are
 dropped, early arrivals wait, and a gap that does not fill by itself is read from the
 database (the consumer does that) so the client still sees 1, 2, 3, … with no holes.
+A gap that no broadcast reveals (every broadcast after it lost too) is found by the hub,
+which tells the orderer the room's newest ``seq`` (``expect``).
 """
 
 
@@ -15,10 +17,20 @@ class SeqOrderer:
     def __init__(self, last_seq: int) -> None:
         self.last_seq = last_seq
         self._pending: dict[int, str] = {}
+        # The newest seq known to exist (``expect``), whether or not it has arrived.
+        self.newest = last_seq
 
     @property
     def has_gap(self) -> bool:
-        return bool(self._pending)
+        return bool(self._pending) or self.newest > self.last_seq
+
+    def expect(self, seq: int) -> None:
+        """``seq`` exists: until it has gone out, everything up to it is a gap to fill.
+
+        For a socket whose broadcasts were lost and that no later broadcast will reveal
+        (a quiet room after the channel layer failed).
+        """
+        self.newest = max(self.newest, seq)
 
     def offer(self, seq: int, item: str) -> list[str]:
         """The items that can go out now, in order (possibly none)."""

@@ -5,7 +5,11 @@ queryset and every thread hop does all of its database work at once.
 """
 
 import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+
+from django.db.models import FilteredRelation, OuterRef, Q, Subquery
 
 from accounts.models import User
 from accounts.serializers import user_brief, user_brief_of
@@ -88,3 +92,50 @@ def socket_messages_after(*, room_id: int, after: int) -> list[tuple[int, str]]:
         )
         for message in page
     ]
+
+
+@dataclass(frozen=True)
+class SocketAccessCheck:
+    """Which open sockets' users may still be in their rooms, read in one query.
+
+    Revocation does not rest on one broadcast (``member.removed``, ``room.deleted``,
+    ``user.deactivated``): a lost one is caught here.
+    """
+
+    rooms: frozenset[int]  # the rooms that still exist
+    members: frozenset[tuple[int, int]]  # (room_id, user_id): still a member, and active
+    inactive: frozenset[int]  # users still members somewhere, but deactivated
+
+
+def socket_access_check(*, sockets: Iterable[tuple[int, int]]) -> SocketAccessCheck:
+    """Re-checks ``(room_id, user_id)`` pairs, those of every open socket of a process.
+
+    One query whatever their number: the rooms, each joined to the memberships of just
+    these users and to those users' ``is_active``.
+    """
+    pairs = set(sockets)
+    users = {user_id for _, user_id in pairs}
+    is_active = User.objects.filter(pk=OuterRef("ours__user_id")).values("is_active")[:1]
+    rows = (
+        Room.objects.filter(pk__in={room_id for room_id, _ in pairs})
+        .annotate(ours=FilteredRelation("memberships", condition=Q(memberships__user__in=users)))
+        .annotate(is_active=Subquery(is_active))
+        .values_list("pk", "ours__user_id", "is_active")
+    )
+    rooms: set[int] = set()
+    members: set[tuple[int, int]] = set()
+    inactive: set[int] = set()
+    for room_id, user_id, is_active in rows:
+        rooms.add(room_id)
+        if user_id is None or (room_id, user_id) not in pairs:
+            continue
+        if is_active:
+            members.add((room_id, user_id))
+        else:
+            inactive.add(user_id)
+    return SocketAccessCheck(frozenset(rooms), frozenset(members), frozenset(inactive))
+
+
+def socket_rooms_last_seq(*, room_ids: Iterable[int]) -> dict[int, int]:
+    """The newest ``seq`` of each of the rooms that still exist, in one query."""
+    return dict(Room.objects.filter(pk__in=set(room_ids)).values_list("pk", "last_seq"))

@@ -4,12 +4,15 @@ Sends from every socket of this process that arrive while a batch is being store
 wait for the next batch, which is stored in one transaction (``message_create_many``)
 with one thread hop and a few queries whatever its size. A lone send goes out at once:
 batching adds no delay, it only forms under load. Each sender is answered only after
-the commit of its batch; the batch's messages are then broadcast from the event loop,
-one channel-layer event per room, while the next batch is being stored.
+the commit of its batch; the batch's messages are then handed to the process's
+``Publisher``, one channel-layer event per room, and the next batch is stored at once:
+storing and acknowledging never wait for the channel layer.
 """
 
 import asyncio
+import logging
 import weakref
+from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -18,7 +21,72 @@ from messaging import events
 from messaging.services import MessageDraft
 from messaging.sockets import Broadcasts, socket_send_messages
 
+logger = logging.getLogger(__name__)
+
 MAX_BATCH = 200
+# Broadcasts (channel-layer events) waiting to be published, at most. Past it the
+# oldest are dropped: their messages are stored, and sockets fill the gap from the
+# database when the next broadcast shows it (API.md, Guarantees).
+PUBLISH_QUEUE_LIMIT = 1000
+
+
+class Publisher:
+    """Publishes stored batches' broadcasts in order, off the store path, in a bounded queue.
+
+    One task drains the queue: everything waiting goes out together, each room's events
+    in order and rooms concurrently (``events.send_events``), so this process publishes
+    each room's messages in ``seq`` order. Each send gives up after
+    ``CHAT_PUBLISH_TIMEOUT_SECONDS``, so a hung layer holds the queue, not the senders.
+    """
+
+    def __init__(self, limit: int = PUBLISH_QUEUE_LIMIT) -> None:
+        self.limit = limit
+        self.queue: deque[tuple[str, dict[str, Any]]] = deque()
+        self.task: asyncio.Task[None] | None = None
+
+    def publish(self, broadcasts: Broadcasts) -> None:
+        self.queue.extend(broadcasts)
+        overflow = len(self.queue) - self.limit
+        if overflow > 0:
+            for _ in range(overflow):
+                self.queue.popleft()
+            logger.warning(
+                "publish queue full (%d): dropped the %d oldest broadcasts", self.limit, overflow
+            )
+        if self.queue and self.task is None:
+            self.task = asyncio.create_task(self._drain(), name="publisher")
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                sends = _coalesced(list(self.queue))
+                self.queue.clear()
+                await events.send_events(sends)
+        finally:
+            self.task = None
+
+
+def _coalesced(sends: Broadcasts) -> Broadcasts:
+    """A backlog's ``message.new`` events of one room in as few events as possible.
+
+    After a slow spell the queue holds many small events per room, and each is one
+    channel-layer round trip: the backlog would only grow. Frames keep their order, and
+    an event of another type between two keeps its place.
+    """
+    merged: Broadcasts = []
+    open_events: dict[str, dict[str, Any]] = {}  # each room's last message.new, ours
+    for group, event in sends:
+        if event["type"] != "message.new":
+            open_events.pop(group, None)
+            merged.append((group, event))
+            continue
+        last = open_events.get(group)
+        if last is not None and len(last["frames"]) + len(event["frames"]) <= MAX_BATCH:
+            last["frames"].extend(event["frames"])
+            continue
+        event = open_events[group] = {**event, "frames": list(event["frames"])}
+        merged.append((group, event))
+    return merged
 
 
 class MessageWriter:
@@ -27,8 +95,7 @@ class MessageWriter:
     def __init__(self) -> None:
         self.queue: list[tuple[MessageDraft, asyncio.Future[dict[str, Any]]]] = []
         self.draining: asyncio.Task[None] | None = None
-        # The broadcast of the last batch stored; each waits for the one before.
-        self.publishing: asyncio.Task[None] | None = None
+        self.publisher = Publisher()
 
     async def submit(self, draft: MessageDraft) -> dict[str, Any]:
         """Stores ``draft``; the message as serialized, or the exception that refused it."""
@@ -57,21 +124,9 @@ class MessageWriter:
                         future.set_exception(outcome)
                     else:
                         future.set_result(outcome)
-                # The broadcast goes out while the next batch is stored, after the
-                # previous batch's (so this process publishes each room's messages in
-                # seq order); at most one batch's broadcast waits behind another.
-                previous = self.publishing
-                self.publishing = asyncio.create_task(self._publish(previous, broadcasts))
-                if previous is not None:
-                    await asyncio.shield(previous)
+                self.publisher.publish(broadcasts)
         finally:
             self.draining = None
-
-    @staticmethod
-    async def _publish(previous: "asyncio.Task[None] | None", broadcasts: Broadcasts) -> None:
-        if previous is not None:
-            await asyncio.shield(previous)
-        await events.send_events(broadcasts)
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MessageWriter] = (

@@ -312,6 +312,9 @@ CHAT_MAX_SOCKETS_PER_ADDRESS = env.int("CHAT_MAX_SOCKETS_PER_ADDRESS", default=2
 # persistence forgets them) and refreshes its sockets' presence, which lapses after
 # three missed refreshes.
 CHAT_REFRESH_SECONDS = env.float("CHAT_REFRESH_SECONDS", default=30.0)
+# How long one broadcast may wait for the channel layer before it is dropped (clients
+# fill the gap from the database); what waits on it, a REST send say, waits no longer.
+CHAT_PUBLISH_TIMEOUT_SECONDS = env.float("CHAT_PUBLISH_TIMEOUT_SECONDS", default=1.0)
 
 # LOGGING
 # ------------------------------------------------------------------------------

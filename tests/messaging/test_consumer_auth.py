@@ -104,3 +104,23 @@ async def test_deactivating_a_user_closes_their_sockets_with_4401(
     offline = await receive_until(owner_socket, "presence")
     assert (online["status"], offline["status"]) == ("online", "offline")
     assert offline["user"]["id"] == member.pk
+
+
+@pytest.mark.parametrize(("change", "code"), [("removed", 4403), ("deactivated", 4401)])
+async def test_an_auth_frame_re_checks_the_socket_and_closes_it_if_its_user_may_not_stay(
+    connect: Connect, room: Room, change: str, code: int
+) -> None:
+    member = await database_sync_to_async(UserFactory.create)()
+    await room.memberships.acreate(user=member)
+    socket = await connect(room, member)
+    fresh = short_lived_token(member, 600)  # minted before the change, still valid
+    # Straight in the database: no broadcast, as when the channel layer lost it.
+    if change == "removed":
+        await room.memberships.filter(user=member).adelete()
+    else:
+        await User.objects.filter(pk=member.pk).aupdate(is_active=False)
+
+    await socket.send_json_to({"type": "auth", "token": fresh})
+
+    output = await socket.receive_output(timeout=TIMEOUT)
+    assert (output["type"], output.get("code")) == ("websocket.close", code), output

@@ -1,13 +1,20 @@
 import asyncio
+from unittest import mock
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
+from messaging import hub as hub_module
 from messaging.events import room_group_name
 from messaging.hub import get_hub
-from rooms.models import Room
-from tests.messaging.conftest import Connect, receive_until
+from messaging.sockets import SocketAccessCheck, socket_access_check, socket_rooms_last_seq
+from rooms.models import Membership, Room
+from tests.factories import MessageFactory, RoomFactory, UserFactory
+from tests.messaging.conftest import TIMEOUT, Connect, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,11 +62,17 @@ async def test_a_socket_that_fails_to_take_an_event_does_not_stop_the_others() -
 
         async def refresh_presence(self) -> None: ...
 
+        def access_key(self) -> None:
+            return None
+
     class Live:
         async def deliver(self, event: dict[str, object]) -> None:
             received.append(str(event["text"]))
 
         async def refresh_presence(self) -> None: ...
+
+        def access_key(self) -> None:
+            return None
 
     hub = get_hub()
     await hub.subscribe("room.gone-test", Gone())
@@ -74,3 +87,131 @@ async def test_a_socket_that_fails_to_take_an_event_does_not_stop_the_others() -
         await asyncio.sleep(0.01)
 
     assert received == ["still here"]
+
+
+async def closed_with(socket: WebsocketCommunicator) -> int | None:
+    while (output := await socket.receive_output(timeout=TIMEOUT))["type"] != "websocket.close":
+        pass
+    return output.get("code")
+
+
+@pytest.fixture
+def member(room: Room) -> User:
+    member = UserFactory.create()
+    Membership.objects.create(room=room, user=member)
+    return member
+
+
+# Revocation without its broadcast (the layer was away when it was sent) ------------
+
+
+async def test_a_member_removed_unannounced_is_closed_with_4403_at_the_next_maintenance(
+    connect: Connect, room: Room, user: User, member: User
+) -> None:
+    owner_socket = await connect(room, user)
+    member_socket = await connect(room, member)
+    await Membership.objects.filter(room=room, user=member).adelete()  # no member.removed
+
+    await get_hub().maintain()
+
+    assert await closed_with(member_socket) == 4403
+    await owner_socket.send_json_to({"type": "ping"})
+    assert (await receive_until(owner_socket, "pong"))["type"] == "pong"
+
+
+@pytest.mark.parametrize(("change", "code"), [("room deleted", 4404), ("user deactivated", 4401)])
+async def test_an_unannounced_room_deletion_or_deactivation_closes_at_the_next_maintenance(
+    connect: Connect, room: Room, member: User, change: str, code: int
+) -> None:
+    socket = await connect(room, member)
+    if change == "room deleted":
+        await Room.objects.filter(pk=room.pk).adelete()
+    else:
+        await User.objects.filter(pk=member.pk).aupdate(is_active=False)
+
+    await get_hub().maintain()
+
+    assert await closed_with(socket) == code
+
+
+async def test_the_hub_re_checks_all_its_sockets_in_one_query(
+    connect: Connect, room: Room, user: User, member: User
+) -> None:
+    other_room = await database_sync_to_async(RoomFactory.create)(owner=member)
+    for target, who in ((room, user), (room, member), (other_room, member), (room, user)):
+        await connect(target, who)
+    checks: list[set[tuple[int, int]]] = []
+
+    def counting(*, sockets: list[tuple[int, int]]) -> SocketAccessCheck:
+        checks.append(set(sockets))
+        return socket_access_check(sockets=sockets)
+
+    with mock.patch.object(hub_module, "socket_access_check", counting):
+        await get_hub().maintain()
+
+    assert checks == [{(room.pk, user.pk), (room.pk, member.pk), (other_room.pk, member.pk)}]
+
+
+def test_the_access_check_is_one_query_whatever_the_sockets(
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    rooms = [RoomFactory.create() for _ in range(3)]
+    users = [UserFactory.create() for _ in range(3)]
+    for room in rooms[:2]:
+        for user in users:
+            Membership.objects.create(room=room, user=user)
+    Membership.objects.filter(room=rooms[0], user=users[0]).delete()
+    User.objects.filter(pk=users[2].pk).update(is_active=False)
+    rooms[2].delete()
+
+    sockets = [(room.pk, user.pk) for room in rooms for user in users]
+    with django_assert_num_queries(1):
+        check = socket_access_check(sockets=sockets)
+
+    assert check.rooms == {rooms[0].pk, rooms[1].pk}
+    assert check.members == {
+        (rooms[0].pk, users[1].pk),
+        (rooms[1].pk, users[0].pk),
+        (rooms[1].pk, users[1].pk),
+    }
+    assert check.inactive == {users[2].pk}
+
+
+# Catching up after the layer lost the groups -------------------------------------
+
+
+async def test_after_a_re_join_sockets_catch_up_on_a_quiet_room_without_a_new_message(
+    connect: Connect, room: Room, user: User, member: User
+) -> None:
+    sockets = [await connect(room, user), await connect(room, member)]
+    # Stored while the groups were forgotten: their broadcasts reached nobody, and
+    # nothing said since shows the gap.
+    for n in range(3):
+        await database_sync_to_async(MessageFactory.create)(room=room, body=f"missed {n}")
+
+    await get_hub().maintain()
+
+    for socket in sockets:
+        frames = [await receive_until(socket, "message.new") for _ in range(3)]
+        assert [f["message"]["body"] for f in frames] == ["missed 0", "missed 1", "missed 2"]
+        assert [f["message"]["seq"] for f in frames] == [1, 2, 3]
+        await socket.send_json_to({"type": "ping"})
+        assert await socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
+
+
+async def test_the_hub_reads_the_newest_seq_of_all_its_rooms_in_one_query(
+    connect: Connect, room: Room, user: User, member: User
+) -> None:
+    other_room = await database_sync_to_async(RoomFactory.create)(owner=member)
+    for target, who in ((room, user), (room, member), (other_room, member)):
+        await connect(target, who)
+    reads: list[set[int]] = []
+
+    def counting(*, room_ids: set[int]) -> dict[int, int]:
+        reads.append(set(room_ids))
+        return socket_rooms_last_seq(room_ids=room_ids)
+
+    with mock.patch.object(hub_module, "socket_rooms_last_seq", counting):
+        await get_hub().maintain()
+
+    assert reads == [{room.pk, other_room.pk}]

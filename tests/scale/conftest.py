@@ -113,6 +113,16 @@ class RedisServer:
             self.process.wait(SERVICE_TIMEOUT)
             self.process = None
 
+    def pause(self) -> None:
+        """SIGSTOP, as a hung server: connections stay open and every command waits."""
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: the commands that waited are answered."""
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGCONT)
+
     def _answers_ping(self) -> bool:
         try:
             with socket.create_connection((HOST, self.port), timeout=0.5) as conn:

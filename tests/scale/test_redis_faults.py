@@ -1,4 +1,4 @@
-"""Redis dies under a running server, and comes back empty.
+"""Redis dies under a running server and comes back empty, or hangs for a while.
 
 The test's own ``redis-server`` replaces the shared one (``e2e_redis_url`` is overridden
 below), so it can be killed and restarted at will. Redis holds only what can be lost:
@@ -58,6 +58,13 @@ SENDS_DURING_OUTAGE = 5
 BURST = 8  # concurrent REST sends
 PROBE_WIDTH = 4  # pooled connections warmed per Redis client
 PROBE_TIMEOUT = 20.0
+# Redis is stopped (SIGSTOP) this long; each ack and 201 meanwhile must come within
+# HUNG_ANSWER_SECONDS (the publish timeout is 1 s), not when Redis wakes up.
+HANG_SECONDS = 6.0
+HUNG_ANSWER_SECONDS = 3.0
+# Sent while Redis is down into a room that then falls quiet: more than the 100 messages
+# that one gap-fill read returns.
+QUIET_MISSED = 105
 
 
 @pytest.fixture
@@ -225,6 +232,180 @@ async def test_a_redis_crash_loses_no_acknowledged_message_and_sockets_hear_agai
             )
             assert new_seqs(frames) == [latest["seq"]]
             assert brief(carol) == hello["user"]
+
+
+async def _timed(answer: Any) -> tuple[float, Any]:
+    """Awaits ``answer``; how long it took, and what it gave."""
+    started = time.monotonic()
+    result = await answer
+    return time.monotonic() - started, result
+
+
+async def test_a_hung_redis_delays_no_acknowledgement_and_sockets_catch_up_after(
+    private_redis: RedisServer, start_server: StartServer
+) -> None:
+    server = start_server(
+        allow_errors=True,  # the broadcasts that time out are logged
+        env={"CHAT_REFRESH_SECONDS": str(REFRESH_SECONDS), "CHAT_PUBLISH_TIMEOUT_SECONDS": "1.0"},
+    )
+    alice, bob = [await asyncio.to_thread(register, server, name) for name in ("alice", "bob")]
+    room_id = (await asyncio.to_thread(create_room, server, alice, "general"))["id"]
+    await asyncio.to_thread(join_room, server, bob, room_id)
+
+    async with (
+        open_socket(server, room_id, token=alice.access) as alice_ws,
+        open_socket(server, room_id, token=bob.access) as bob_ws,
+    ):
+        for ws in (alice_ws, bob_ws):
+            assert (await receive(ws))["type"] == "hello"
+        first = await asyncio.to_thread(post_message, server, alice, room_id, "before")
+        for ws in (alice_ws, bob_ws):
+            await frames_until(ws, lambda got: first["seq"] in new_seqs(got), within=5)
+
+        # Hung, not dead: every connection stays open and every command waits.
+        private_redis.pause()
+        hung_at = time.monotonic()
+        try:
+            answers = []
+            for n in range(SENDS_DURING_OUTAGE):
+                frame = {"type": "message.send", "body": f"hung {n}", "client_id": f"hung-{n}"}
+                took, answer = await _timed(_answer_or_fail(alice_ws, frame))
+                assert answer["type"] == "message.ack", answer
+                assert took < HUNG_ANSWER_SECONDS, f"ack {n} took {took:.1f} s"
+                answers.append(answer)
+            took, by_rest = await _timed(
+                asyncio.to_thread(post_message, server, bob, room_id, "over REST")
+            )
+            assert took < HUNG_ANSWER_SECONDS, f"the 201 took {took:.1f} s"
+            # Stored, whatever became of their broadcasts (reading needs no Redis).
+            stored = await asyncio.to_thread(all_messages, server, bob, room_id)
+            assert [m["seq"] for m in stored] == list(range(1, by_rest["seq"] + 1))
+            assert [a["message"] for a in answers] + [by_rest] == stored[1:]
+            await asyncio.sleep(max(0.0, HANG_SECONDS - (time.monotonic() - hung_at)))
+        finally:
+            private_redis.resume()
+
+        # The broadcasts that timed out are lost; the next one shows the gap, which
+        # every socket fills from the database, in order.
+        probe = await asyncio.to_thread(post_message, server, alice, room_id, "after")
+        for ws in (alice_ws, bob_ws):
+            frames = await frames_until(
+                ws, lambda got: probe["seq"] in new_seqs(got), within=RECOVERY_TIMEOUT
+            )
+            assert new_seqs(frames) == list(range(first["seq"] + 1, probe["seq"] + 1))
+
+
+async def test_open_sockets_in_a_quiet_room_catch_up_after_redis_comes_back_empty(
+    private_redis: RedisServer, start_server: StartServer
+) -> None:
+    server = start_server(
+        allow_errors=True,  # the lost broadcasts are logged with their tracebacks
+        env={"CHAT_REFRESH_SECONDS": str(REFRESH_SECONDS)},
+    )
+    alice, bob = [await asyncio.to_thread(register, server, name) for name in ("alice", "bob")]
+    room_id = (await asyncio.to_thread(create_room, server, alice, "quiet"))["id"]
+    await asyncio.to_thread(join_room, server, bob, room_id)
+
+    async with (
+        open_socket(server, room_id, token=alice.access) as alice_ws,
+        open_socket(server, room_id, token=bob.access) as bob_ws,
+    ):
+        for ws in (alice_ws, bob_ws):
+            assert (await receive(ws))["type"] == "hello"
+
+        private_redis.kill()
+        # Stored, their broadcasts lost: more than one page of the socket's gap fill.
+        for n in range(QUIET_MISSED):
+            await asyncio.to_thread(post_message, server, alice, room_id, f"missed {n}")
+        private_redis.start()
+
+        # Nobody says anything more: the sockets still get every message, in order.
+        for ws in (alice_ws, bob_ws):
+            frames = await frames_until(
+                ws, lambda got: QUIET_MISSED in new_seqs(got), within=RECOVERY_TIMEOUT
+            )
+            assert new_seqs(frames) == list(range(1, QUIET_MISSED + 1))
+
+
+async def _close_code_after(ws: ClientConnection, frames: list[dict[str, Any]]) -> int:
+    """Reads ``ws`` into ``frames`` until the server closes it; the code it closed with."""
+    deadline = time.monotonic() + RECOVERY_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(AssertionError):  # no frame for a while: read on
+                frames.append(await receive(ws))
+    except ConnectionClosed as closed:
+        received = closed.rcvd
+    else:
+        raise AssertionError(f"still open after {RECOVERY_TIMEOUT} s; frames: {frames}")
+    assert received is not None, f"closed without a close frame; frames: {frames}"
+    return received.code
+
+
+async def test_a_member_removed_while_redis_is_down_hears_nothing_more_of_the_private_room(
+    private_redis: RedisServer, start_server: StartServer
+) -> None:
+    server = start_server(
+        allow_errors=True,  # the lost broadcasts are logged with their tracebacks
+        env={"CHAT_REFRESH_SECONDS": str(REFRESH_SECONDS)},
+    )
+    alice, bob = [await asyncio.to_thread(register, server, name) for name in ("alice", "bob")]
+    created = await asyncio.to_thread(
+        server.request,
+        "POST",
+        "/api/v1/rooms/",
+        token=alice.access,
+        body={"name": "secret", "visibility": "private"},
+    )
+    assert created.status == 201, created
+    room_id = created.body["id"]
+    added = await asyncio.to_thread(
+        server.request,
+        "POST",
+        f"/api/v1/rooms/{room_id}/members/",
+        token=alice.access,
+        body={"username": bob.username},
+    )
+    assert added.status == 201, added
+
+    async with (
+        open_socket(server, room_id, token=alice.access) as alice_ws,
+        open_socket(server, room_id, token=bob.access) as bob_ws,
+    ):
+        for ws in (alice_ws, bob_ws):
+            assert (await receive(ws))["type"] == "hello"
+
+        private_redis.kill()
+        # The removal is committed; its broadcast (member.removed) is lost.
+        removed = await asyncio.to_thread(
+            server.request,
+            "DELETE",
+            f"/api/v1/rooms/{room_id}/members/{bob.id}/",
+            token=alice.access,
+        )
+        assert removed.status == 204, removed
+        private_redis.start()
+        await _healthy_within(server, RECOVERY_TIMEOUT)
+
+        # Alice's socket hears the room again (its process has re-joined the group)...
+        alice_frames: list[dict[str, Any]] = []
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        while True:
+            said = await asyncio.to_thread(post_message, server, alice, room_id, "after bob")
+            if await read_until(
+                alice_ws,
+                alice_frames,
+                lambda got, seq=said["seq"]: seq in new_seqs(got),
+                within=2 * REFRESH_SECONDS,
+            ):
+                break
+            assert time.monotonic() < deadline, f"alice heard nothing: {alice_frames}"
+
+        # ...and Bob's, in the same process, was closed as the lost broadcast would have
+        # closed it, having heard nothing said after his removal.
+        bob_frames: list[dict[str, Any]] = []
+        assert await _close_code_after(bob_ws, bob_frames) == 4403
+        assert new_seqs(bob_frames) == [], bob_frames
 
 
 async def test_logging_in_and_signing_up_work_while_redis_is_down(
