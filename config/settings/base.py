@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us: /api/docs/ works offline
     "channels",
     "accounts",
     "rooms",
@@ -94,6 +95,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # The web client (web/, no build step) is served at / by WhiteNoise, under daphne too.
 WHITENOISE_ROOT = BASE_DIR / "web"
 WHITENOISE_INDEX_FILE = True
+# Also serve the apps' static files (the admin's, Swagger UI's) where collectstatic has
+# not filled STATIC_ROOT: a bare ``daphne config.asgi:application``, the test servers.
+# They are the same files collectstatic copies, indexed once at startup.
+WHITENOISE_USE_FINDERS = True
 
 # DATABASES
 # ------------------------------------------------------------------------------
@@ -237,6 +242,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar, pinned with the project, not a CDN's @latest.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.schema.add_unauthenticated_responses",
