@@ -15,5 +15,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("auth/token/refresh/", TokenRefreshRotateView.as_view(), name="auth-token-refresh"),
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
     path("users/me/", MeView.as_view(), name="users-me"),
-    path("users/<int:pk>/", UserDetailView.as_view(), name="users-detail"),
+    path("users/<int:user_id>/", UserDetailView.as_view(), name="users-detail"),
 ]

@@ -39,6 +39,7 @@ THROTTLED = OpenApiResponse(
 BAD_REQUEST = OpenApiResponse(description='Field errors: `{"<field>": ["<message>", ...]}`.')
 
 
+@extend_schema(tags=["auth"])
 class RegisterView(APIView):
     """Creates a user and logs them in."""
 
@@ -65,6 +66,7 @@ class RegisterView(APIView):
 
 
 @extend_schema(
+    tags=["auth"],
     responses={
         200: TokenPairSerializer,
         400: BAD_REQUEST,
@@ -83,6 +85,7 @@ class TokenObtainView(TokenObtainPairView):
 
 
 @extend_schema(
+    tags=["auth"],
     responses={
         200: TokenPairSerializer,
         400: BAD_REQUEST,
@@ -98,6 +101,7 @@ class TokenRefreshRotateView(TokenRefreshView):
     serializer_class = TokenRefreshSerializer
 
 
+@extend_schema(tags=["auth"])
 class LogoutView(APIView):
     """Ends a session by blacklisting its refresh token.
 
@@ -126,6 +130,7 @@ class LogoutView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(tags=["users"])
 @extend_schema_view(
     get=extend_schema(responses={200: UserSerializer, 401: UNAUTHENTICATED}),
     patch=extend_schema(responses={200: UserSerializer, 400: BAD_REQUEST, 401: UNAUTHENTICATED}),
@@ -150,6 +155,7 @@ class MeView(generics.RetrieveUpdateAPIView[User]):
 
 
 @extend_schema(
+    tags=["users"],
     responses={
         200: UserBriefSerializer,
         401: UNAUTHENTICATED,
@@ -160,6 +166,7 @@ class UserDetailView(generics.RetrieveAPIView[User]):
     """Any user, as others see them."""
 
     serializer_class = UserBriefSerializer
+    lookup_url_kwarg = "user_id"
 
     def get_queryset(self) -> Any:
         return user_list()
