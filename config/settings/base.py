@@ -121,6 +121,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 else:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's, with pool timeouts that name the database and PostgreSQL's reason.
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
     # A database that stops answering must not hold the shared database thread forever.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     # A connection pool (psycopg_pool), not persistent connections: under ASGI each
