@@ -19,5 +19,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("auth/logout/all/", LogoutAllView.as_view(), name="auth-logout-all"),
     path("users/me/", MeView.as_view(), name="users-me"),
     path("users/me/password/", PasswordChangeView.as_view(), name="users-me-password"),
-    path("users/<int:pk>/", UserDetailView.as_view(), name="users-detail"),
+    path("users/<int:user_id>/", UserDetailView.as_view(), name="users-detail"),
 ]

@@ -55,6 +55,7 @@ THROTTLED = OpenApiResponse(
 BAD_REQUEST = OpenApiResponse(description='Field errors: `{"<field>": ["<message>", ...]}`.')
 
 
+@extend_schema(tags=["auth"])
 class RegisterView(APIView):
     """Creates a user and logs them in."""
 
@@ -81,6 +82,7 @@ class RegisterView(APIView):
 
 
 @extend_schema(
+    tags=["auth"],
     responses={
         200: TokenPairSerializer,
         400: BAD_REQUEST,
@@ -100,6 +102,7 @@ class TokenObtainView(TokenObtainPairView):
 
 
 @extend_schema(
+    tags=["auth"],
     responses={
         200: TokenPairSerializer,
         400: BAD_REQUEST,
@@ -115,6 +118,7 @@ class TokenRefreshRotateView(TokenRefreshView):
     serializer_class = TokenRefreshSerializer
 
 
+@extend_schema(tags=["auth"])
 class LogoutView(APIView):
     """Ends a session by blacklisting its refresh token.
 
@@ -148,6 +152,7 @@ class LogoutAllView(APIView):
     stops working (this request's too), and every socket of theirs closes with 4401."""
 
     @extend_schema(
+        tags=["auth"],
         request=None,
         responses={
             204: OpenApiResponse(description="Every earlier token is revoked."),
@@ -165,6 +170,7 @@ class PasswordChangeView(APIView):
     token issued to them so far and closes their sockets: log in again with the new one."""
 
     @extend_schema(
+        tags=["users"],
         request=PasswordChangeSerializer,
         responses={
             204: OpenApiResponse(description="Changed; every earlier token is revoked."),
@@ -180,6 +186,7 @@ class PasswordChangeView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(tags=["users"])
 @extend_schema_view(
     get=extend_schema(responses={200: UserSerializer, 401: UNAUTHENTICATED}),
     patch=extend_schema(responses={200: UserSerializer, 400: BAD_REQUEST, 401: UNAUTHENTICATED}),
@@ -204,6 +211,7 @@ class MeView(generics.RetrieveUpdateAPIView[User]):
 
 
 @extend_schema(
+    tags=["users"],
     responses={
         200: UserBriefSerializer,
         401: UNAUTHENTICATED,
@@ -214,6 +222,7 @@ class UserDetailView(generics.RetrieveAPIView[User]):
     """Any user, as others see them."""
 
     serializer_class = UserBriefSerializer
+    lookup_url_kwarg = "user_id"
 
     def get_queryset(self) -> Any:
         return user_list()

@@ -149,9 +149,15 @@ def cmd_send(client: ChatClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def say_reconnecting(reason: str, delay: float) -> None:
+    """One line on stderr per reconnect, so a silent tail is never a dead one."""
+    print(f"chatclient: {printable(reason)}; reconnecting in {delay:.1f} s", file=sys.stderr)
+
+
 def cmd_tail(client: ChatClient, args: argparse.Namespace) -> int:
     async def run() -> None:
-        async for event in client.tail(args.room_id, after=args.after):
+        events = client.tail(args.room_id, after=args.after, on_reconnect=say_reconnecting)
+        async for event in events:
             line = json.dumps(event, ensure_ascii=False) if args.json else describe_event(event)
             if line is not None:
                 print(line, flush=True)

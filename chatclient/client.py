@@ -14,7 +14,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -285,6 +285,7 @@ class ChatClient:
         after: int | None = None,
         min_delay: float = 0.5,
         max_delay: float = 30.0,
+        on_reconnect: Callable[[str, float], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """A room's live events, for as long as the caller iterates.
 
@@ -296,8 +297,10 @@ class ChatClient:
 
         A dropped connection is reopened after an exponential backoff with jitter
         (``min_delay`` doubling up to ``max_delay``); an expired token is refreshed.
-        Raises ``AuthError`` when the session has ended and ``RoomClosed`` when the
-        server closes the socket with 4403 or 4404.
+        Before each new attempt ``on_reconnect(reason, delay)`` is called, if given,
+        with what went wrong and the seconds it waits. Raises ``AuthError`` when the
+        session has ended and ``RoomClosed`` when the server closes the socket with
+        4403 or 4404.
         """
         last_seq = after
         failures = 0
@@ -337,6 +340,7 @@ class ChatClient:
                                 yield {"type": "message.new", "message": message}
             except ConnectionClosed as closed:
                 code = closed.rcvd.code if closed.rcvd is not None else None
+                reason = f"connection closed ({code})" if code else "connection lost"
                 if code in (CLOSE_FORBIDDEN, CLOSE_NOT_FOUND):
                     raise RoomClosed(code) from None
                 if code == CLOSE_UNAUTHORIZED:
@@ -345,16 +349,22 @@ class ChatClient:
                         await asyncio.to_thread(self.refresh)  # AuthError if that fails
                     if failures == 0:  # the first time since a hello: reconnect at once
                         failures = 1
+                        if on_reconnect is not None:
+                            on_reconnect("access token refused or expired", 0.0)
                         continue
             except ApiError as error:
                 if error.status == 404:
                     raise RoomClosed(CLOSE_NOT_FOUND) from None
                 if error.status < 500 and error.status != 429:
                     raise
-            except (OSError, TimeoutError, InvalidHandshake):
-                pass  # the server is down or unreachable: try again later
+                reason = f"the server answered {error.status}"
+            except (OSError, TimeoutError, InvalidHandshake) as error:
+                # The server is down or unreachable: try again later.
+                reason = f"cannot connect ({error or type(error).__name__})"
             delay = min(max_delay, min_delay * 2**failures) * random.uniform(0.5, 1.0)  # noqa: S311
             failures += 1
+            if on_reconnect is not None:
+                on_reconnect(reason, delay)
             await asyncio.sleep(delay)
 
     async def _after(self, room_id: int, after: int) -> AsyncIterator[dict[str, Any]]:

@@ -4,12 +4,12 @@ from messaging.views import MessageViewSet, RoomMessageViewSet
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path(
-        "rooms/<int:room_pk>/messages/",
+        "rooms/<int:room_id>/messages/",
         RoomMessageViewSet.as_view({"get": "list", "post": "create"}),
         name="room-messages",
     ),
     path(
-        "messages/<int:pk>/",
+        "messages/<int:message_id>/",
         MessageViewSet.as_view({"patch": "partial_update", "delete": "destroy"}),
         name="message-detail",
     ),

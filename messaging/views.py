@@ -42,6 +42,7 @@ NOT_FOUND = OpenApiResponse(
 )
 
 
+@extend_schema(tags=["messages"])
 @extend_schema_view(
     list=extend_schema(
         summary="History of a room, keyset-paginated by seq",
@@ -71,7 +72,7 @@ class RoomMessageViewSet(
 
     def get_room(self) -> Room:
         assert isinstance(self.request.user, User)
-        room = room_get_visible(room_id=int(self.kwargs["room_pk"]), user=self.request.user)
+        room = room_get_visible(room_id=int(self.kwargs["room_id"]), user=self.request.user)
         if room is None:
             raise exceptions.NotFound
         return room
@@ -86,7 +87,7 @@ class RoomMessageViewSet(
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(page)
 
-    def create(self, request: Request, room_pk: str) -> Response:
+    def create(self, request: Request, room_id: str) -> Response:
         assert isinstance(request.user, User)
         room = self.get_room()
         if membership_get(room_id=room.pk, user_id=request.user.pk) is None:
@@ -107,6 +108,7 @@ class RoomMessageViewSet(
         )
 
 
+@extend_schema(tags=["messages"])
 @extend_schema_view(
     partial_update=extend_schema(
         summary="Edit your message",
@@ -141,12 +143,13 @@ class MessageViewSet(viewsets.GenericViewSet[Message]):
 
     def get_object(self) -> Message:
         assert isinstance(self.request.user, User)
-        message = message_get_for_user(message_id=int(self.kwargs["pk"]), user=self.request.user)
+        message_id = int(self.kwargs["message_id"])
+        message = message_get_for_user(message_id=message_id, user=self.request.user)
         if message is None:
             raise exceptions.NotFound
         return message
 
-    def partial_update(self, request: Request, pk: str) -> Response:
+    def partial_update(self, request: Request, message_id: str) -> Response:
         message = self.get_object()
         if message.author_id != request.user.pk:
             raise exceptions.PermissionDenied("Only its author can edit a message.")
@@ -164,7 +167,7 @@ class MessageViewSet(viewsets.GenericViewSet[Message]):
             ) from None
         return Response(MessageSerializer(message).data)
 
-    def destroy(self, request: Request, pk: str) -> Response:
+    def destroy(self, request: Request, message_id: str) -> Response:
         message = self.get_object()
         if request.user.pk not in (message.author_id, message.room.owner_id):
             raise exceptions.PermissionDenied(

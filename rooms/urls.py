@@ -5,6 +5,6 @@ from rooms.views import RoomMemberViewSet, RoomViewSet
 
 router = SimpleRouter()
 router.register("rooms", RoomViewSet, basename="room")
-router.register(r"rooms/(?P<room_pk>[^/.]+)/members", RoomMemberViewSet, basename="room-member")
+router.register(r"rooms/(?P<room_id>[^/.]+)/members", RoomMemberViewSet, basename="room-member")
 
 urlpatterns: list[URLPattern | URLResolver] = router.urls

@@ -116,6 +116,7 @@ class RoomViewSet(
     queryset = Room.objects.all()  # for the schema; requests go through get_queryset
     serializer_class = RoomSerializer
     pagination_class = RoomCursorPagination
+    lookup_url_kwarg = "room_id"  # as in every path under a room (API schema, one name)
 
     def get_permissions(self) -> list[BasePermission]:
         if self.action in ("partial_update", "destroy"):
@@ -158,7 +159,7 @@ class RoomViewSet(
             429: OpenApiResponse(description="Changing the room too fast; see Retry-After"),
         },
     )
-    def partial_update(self, request: Request, pk: str) -> Response:
+    def partial_update(self, request: Request, room_id: str) -> Response:
         user = request_user(request)
         room = self.get_object()
         serializer = RoomInputSerializer(data=request.data, partial=True)
@@ -176,7 +177,7 @@ class RoomViewSet(
         responses={200: RoomSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     @action(detail=True, methods=["post"])
-    def join(self, request: Request, pk: str) -> Response:
+    def join(self, request: Request, room_id: str) -> Response:
         user = request_user(request)
         room = self.get_object()
         room_join(room=room, user=user)
@@ -190,7 +191,7 @@ class RoomViewSet(
         responses={204: NO_CONTENT, 400: BAD_REQUEST, 404: NOT_FOUND},
     )
     @action(detail=True, methods=["post"])
-    def leave(self, request: Request, pk: str) -> Response:
+    def leave(self, request: Request, room_id: str) -> Response:
         room_leave(room=self.get_object(), user=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -202,7 +203,7 @@ class RoomViewSet(
         responses={204: NO_CONTENT, 400: BAD_REQUEST, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     @action(detail=True, methods=["post"])
-    def read(self, request: Request, pk: str) -> Response:
+    def read(self, request: Request, room_id: str) -> Response:
         room = self.get_object()
         serializer = ReadMarkerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -210,7 +211,7 @@ class RoomViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-@extend_schema(tags=["rooms"])
+@extend_schema(tags=["members"])
 @extend_schema_view(
     list=extend_schema(
         summary="Members of a room, first joined first",
@@ -233,7 +234,7 @@ class RoomMemberViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Membershi
         return [IsAuthenticated()]
 
     def get_room(self) -> Room:
-        room_id = _id_or_404(self.kwargs["room_pk"])
+        room_id = _id_or_404(self.kwargs["room_id"])
         room = room_get_visible(room_id=room_id, user=request_user(self.request))
         if room is None:
             raise NotFound
@@ -258,7 +259,7 @@ class RoomMemberViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Membershi
             404: NOT_FOUND,
         },
     )
-    def create(self, request: Request, room_pk: str) -> Response:
+    def create(self, request: Request, room_id: str) -> Response:
         room = self.get_room()
         serializer = MemberAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -276,6 +277,6 @@ class RoomMemberViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Membershi
         "The owner cannot be removed (400); a user who is not a member is a 404.",
         responses={204: NO_CONTENT, 400: BAD_REQUEST, 403: FORBIDDEN, 404: NOT_FOUND},
     )
-    def destroy(self, request: Request, room_pk: str, user_id: str) -> Response:
+    def destroy(self, request: Request, room_id: str, user_id: str) -> Response:
         membership_remove(room=self.get_room(), user_id=_id_or_404(user_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

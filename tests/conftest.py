@@ -45,7 +45,7 @@ def redis_url() -> str:
 @pytest.fixture
 def postgres() -> None:
     """Skips (or fails in CI) unless the tests run on PostgreSQL."""
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connections["default"].vendor != "postgresql":
         skip_or_fail("DATABASE_URL does not name PostgreSQL: this test needs it")
 
 

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us: /api/docs/ works offline
     "channels",
     "accounts",
     "rooms",
@@ -104,7 +105,7 @@ MIDDLEWARE = [
     "config.static.AsyncWhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "config.middleware.CommonMiddleware",  # 308, not 301, when a write lacks its slash
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -134,6 +135,10 @@ WHITENOISE_INDEX_FILE = True
 WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers
 # Django's own responses (the admin, the API docs); WhiteNoise's get add_static_headers.
 X_FRAME_OPTIONS = "DENY"
+# Also serve the apps' static files (the admin's, Swagger UI's) where collectstatic has
+# not filled STATIC_ROOT: a bare ``daphne config.asgi:application``, the test servers.
+# They are the same files collectstatic copies, indexed once at startup.
+WHITENOISE_USE_FINDERS = True
 
 # DATABASES
 # ------------------------------------------------------------------------------
@@ -158,6 +163,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 else:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's, with pool timeouts that name the database and PostgreSQL's reason.
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
     # A database that stops answering must not hold the shared database thread forever.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     # A connection pool (psycopg_pool), not persistent connections: under ASGI each
@@ -275,15 +283,28 @@ SIMPLE_JWT = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chat API",
-    "DESCRIPTION": "Real-time chat: REST under /api/v1/, WebSocket under /ws/rooms/{id}/.",
+    "DESCRIPTION": "Real-time chat: REST under /api/v1/, WebSocket under /ws/rooms/{room_id}/.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar, pinned with the project, not a CDN's @latest.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One tag per resource, in this order: client generators make one class of each.
+    "TAGS": [
+        {"name": "auth", "description": "Registering, logging in, refreshing tokens, logout."},
+        {"name": "users", "description": "Your own profile, and other users as others see them."},
+        {"name": "rooms", "description": "Finding, creating, joining and changing rooms."},
+        {"name": "members", "description": "Who is in a room; adding and removing members."},
+        {"name": "messages", "description": "A room's history; sending, editing, deleting."},
+    ],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.schema.add_unauthenticated_responses",
+        "config.schema.describe_path_parameters",
     ],
 }
 

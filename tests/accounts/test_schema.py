@@ -11,7 +11,7 @@ ACCOUNTS_OPERATIONS = {
     "/api/v1/auth/token/refresh/": {"post"},
     "/api/v1/auth/logout/": {"post"},
     "/api/v1/users/me/": {"get", "patch"},
-    "/api/v1/users/{id}/": {"get"},
+    "/api/v1/users/{user_id}/": {"get"},
 }
 
 

@@ -5,9 +5,10 @@ server, so the test can cut the network under them and watch them reconnect.
 """
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.clients.conftest import ARTIFACTS, CuttingProxy
-from tests.e2e.helpers import PASSWORD, Server, create_room, join_room, post_message, register
+from tests.e2e.helpers import HOST, PASSWORD, Server, create_room, join_room, post_message, register
 
 XSS = "<img src=x onerror=alert(1)>"
 RECONNECT_TIMEOUT = 15_000  # ms: backoff grows while the proxy refuses
@@ -131,4 +132,33 @@ def test_two_people_chat_live_in_the_browser_and_markup_stays_text(
     expect(alice.locator("#messages .body").first).to_have_text("news 0")
     expect(item.locator(".unread")).to_have_count(0)
 
+    assert problems == []
+
+
+def test_the_api_docs_list_the_operations_with_no_network_beyond_the_server(
+    chromium: Any, server: Server
+) -> None:
+    from playwright.sync_api import expect
+
+    problems: list[str] = []
+    blocked: list[str] = []
+    page = chromium.new_context().new_page()
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+
+    def only_the_server(route: Any) -> None:
+        if urlsplit(route.request.url).netloc == f"{HOST}:{server.port}":
+            route.continue_()
+        else:  # as on a machine without internet
+            blocked.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", only_the_server)
+    page.goto(f"{server.http_url}/api/docs/")
+
+    expect(page.locator(".opblock-summary-path", has_text="/api/v1/rooms/").first).to_be_visible()
+    expect(page.locator(".opblock-tag").first).to_be_visible()
+    assert page.locator(".opblock").count() > 20
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
+    assert blocked == []
     assert problems == []

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import queue
+import re
 import signal
 import stat
 import subprocess
@@ -277,6 +278,58 @@ def test_cli_tail_prints_messages_live_and_exits_cleanly_on_ctrl_c(
 
     assert tail.returncode == 130
     assert "Traceback" not in err
+
+
+def test_cli_tail_says_on_stderr_each_time_it_reconnects(
+    server: Server, proxy: CuttingProxy, tmp_path: Path
+) -> None:
+    alice = register(server, "alice")
+    room = create_room(server, alice, "general")
+    token_file = tmp_path / "tokens.json"
+    ChatClient(proxy.url, store=TokenStore(token_file)).login("alice", PASSWORD)
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "chatclient", "tail", str(room["id"]), "--after", "0"],
+        cwd=PROJECT_ROOT,
+        env={
+            **os.environ,
+            "CHATCLIENT_SERVER": proxy.url,
+            "CHATCLIENT_TOKEN_FILE": str(token_file),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    notes: queue.Queue[str] = queue.Queue()
+    assert tail.stdout is not None
+    assert tail.stderr is not None
+    readers = [
+        threading.Thread(target=lambda: [lines.put(line) for line in tail.stdout], daemon=True),
+        threading.Thread(target=lambda: [notes.put(line) for line in tail.stderr], daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        post_message(server, alice, room["id"], "before")
+        assert lines.get(timeout=NEXT_TIMEOUT).rstrip("\n").endswith("Alice: before")
+        assert notes.empty()  # connected: nothing to say
+
+        proxy.cut(refuse=True)
+        said = [notes.get(timeout=NEXT_TIMEOUT)]  # the drop, at once
+        time.sleep(1.5)  # a few more attempts, refused
+        proxy.restore()
+        post_message(server, alice, room["id"], "after")
+        assert lines.get(timeout=NEXT_TIMEOUT).rstrip("\n").endswith("Alice: after")
+    finally:
+        tail.send_signal(signal.SIGINT)
+        tail.wait(timeout=15)
+        for reader in readers:
+            reader.join(timeout=5)
+
+    said += [notes.get_nowait() for _ in range(notes.qsize())]
+    assert 2 <= len(said) <= 10, said  # one line per attempt, not one per second
+    for line in said:
+        assert re.fullmatch(r"chatclient: .+; reconnecting in \d+\.\d s\n", line), said
 
 
 def test_progress_bar_is_drawn_on_a_terminal_only() -> None:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from django.conf import settings
+from django.db import connections
 from psycopg import sql
 
 from tests.e2e.helpers import HOST, SECRET_KEY, Server
@@ -156,12 +157,12 @@ def e2e_database(tmp_path: Path, e2e_redis_url: str, e2e_channel_prefix: str) ->
     """A migrated database of this test's own; yields its ``DATABASE_URL``."""
     engine = settings.DATABASES["default"]["ENGINE"]
     env_for = {"redis_url": e2e_redis_url, "channel_prefix": e2e_channel_prefix, "extra": {}}
-    if engine == "django.db.backends.sqlite3":
+    if connections["default"].vendor == "sqlite":
         url = f"sqlite:///{tmp_path / 'e2e.sqlite3'}"  # an absolute path: four slashes
         _migrate(_server_env(database_url=url, **env_for))
         yield url
         return
-    if engine != "django.db.backends.postgresql":
+    if connections["default"].vendor != "postgresql":
         pytest.fail(f"end-to-end tests support SQLite and PostgreSQL, not {engine}")
     name = f"e2e_{uuid.uuid4().hex[:12]}"
     with _postgres_admin() as admin:

@@ -51,9 +51,8 @@ def world() -> dict[str, Any]:
     if message is None:
         message = MessageFactory.create(room=room, author=owner)
     return {
-        "rooms": room.pk,
-        "messages": message.pk,
-        "users": member.pk,
+        "room_id": room.pk,
+        "message_id": message.pk,
         "user_id": member.pk,
         # Of the owner's current generation: a case that logged them out everywhere (or
         # changed their password) must not leave every later case at 401.
@@ -63,15 +62,9 @@ def world() -> dict[str, Any]:
 
 def point_at_world(case: Any, ids: dict[str, Any]) -> None:
     """Positive integer ids name the world's objects; others (0, text) stay as generated."""
-    collection = case.path.removeprefix("/api/v1/").split("/", 1)[0]
     for name, value in list(case.path_parameters.items()):
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            if name == "room_pk":
-                case.path_parameters[name] = ids["rooms"]
-            elif name == "user_id":
-                case.path_parameters[name] = ids["user_id"]
-            elif name == "id" and collection in ids:
-                case.path_parameters[name] = ids[collection]
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0 and name in ids:
+            case.path_parameters[name] = ids[name]
 
 
 @schema.parametrize()
@@ -96,5 +89,5 @@ def test_the_schema_covers_the_contracts_operations() -> None:
     }
 
     assert len(operations) >= 20
-    assert ("POST", "/api/v1/rooms/{room_pk}/messages/") in operations
-    assert ("GET", "/api/v1/rooms/{room_pk}/messages/") in operations
+    assert ("POST", "/api/v1/rooms/{room_id}/messages/") in operations
+    assert ("GET", "/api/v1/rooms/{room_id}/messages/") in operations

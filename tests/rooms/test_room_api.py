@@ -739,12 +739,12 @@ def test_schema_describes_every_rooms_endpoint(api_client: APIClient) -> None:
     paths = response.json()["paths"]
     expected = {
         "/api/v1/rooms/": {"get", "post"},
-        "/api/v1/rooms/{id}/": {"get", "patch", "delete"},
-        "/api/v1/rooms/{id}/join/": {"post"},
-        "/api/v1/rooms/{id}/leave/": {"post"},
-        "/api/v1/rooms/{id}/read/": {"post"},
-        "/api/v1/rooms/{room_pk}/members/": {"get", "post"},
-        "/api/v1/rooms/{room_pk}/members/{user_id}/": {"delete"},
+        "/api/v1/rooms/{room_id}/": {"get", "patch", "delete"},
+        "/api/v1/rooms/{room_id}/join/": {"post"},
+        "/api/v1/rooms/{room_id}/leave/": {"post"},
+        "/api/v1/rooms/{room_id}/read/": {"post"},
+        "/api/v1/rooms/{room_id}/members/": {"get", "post"},
+        "/api/v1/rooms/{room_id}/members/{user_id}/": {"delete"},
     }
     for path, methods in expected.items():
         assert methods <= set(paths[path]), path
@@ -752,4 +752,4 @@ def test_schema_describes_every_rooms_endpoint(api_client: APIClient) -> None:
     assert set(components["Room"]["properties"]) >= {"member_count", "unread_count", "role"}
     assert "PaginatedRoomList" in components
     assert "PaginatedMemberList" in components
-    assert set(paths["/api/v1/rooms/{id}/"]["delete"]["responses"]) >= {"204", "403", "404"}
+    assert set(paths["/api/v1/rooms/{room_id}/"]["delete"]["responses"]) >= {"204", "403", "404"}
