@@ -73,6 +73,20 @@ SETTINGS_PREFIXES = (
 # scenarios; history last, after its bulk insert.
 SCENARIOS = ("idle", "fanout", "burst", "latency", "sends", "history")
 
+# The project's per-socket and per-room limits, out of the way of every scenario but
+# `attack` (whose server runs with the project's defaults). Older revisions ignore the
+# variables they do not know.
+UNLIMITED = {
+    "CHAT_MESSAGE_RATE": "1000000000",
+    "CHAT_MESSAGE_BURST": "1000000000",
+    "CHAT_FRAME_RATE": "1000000000",
+    "CHAT_FRAME_BURST": "1000000000",
+    "CHAT_FLOOD_CLOSE_FRAMES": "1000000000",
+    "CHAT_MAX_UNSENT_BYTES": "1073741824",
+    "CHAT_MAX_SOCKETS_PER_USER": "1000000000",
+    "CHAT_MAX_SOCKETS_PER_ADDRESS": "1000000000",
+}
+
 perf = time.perf_counter
 
 
@@ -525,6 +539,7 @@ class ProjectServer(Server):
         name = self.column.split()[1].replace("+", "_").replace("@", "_")
         self.sqlite_path = None if self.postgres else workdir / f"{name}.sqlite3"
         self.created_db = False
+        self.default_limits = False  # True for `attack`: the project's own limits
 
     @property
     def database_url(self) -> str:
@@ -547,8 +562,7 @@ class ProjectServer(Server):
             DJANGO_ALLOWED_HOSTS=f"{HOST},localhost",
             DATABASE_URL=self.server_database_url,
             # The bench measures the message path, not the send limit or login throttles.
-            CHAT_MESSAGE_RATE="1000000000",
-            CHAT_MESSAGE_BURST="1000000000",
+            **({} if self.default_limits else UNLIMITED),
             THROTTLE_REGISTER="1000000/minute",
             THROTTLE_LOGIN="1000000/minute",
             # Tokens must outlive the run (a 10,000-socket run takes minutes).
