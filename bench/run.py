@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import http.client
 import json
+import math
 import os
 import platform
 import resource
@@ -70,8 +71,25 @@ SETTINGS_PREFIXES = (
     "CORS_",
 )
 # Run order: idle first, so its RSS delta is not hidden by memory freed by earlier
-# scenarios; history last, after its bulk insert.
-SCENARIOS = ("idle", "fanout", "burst", "latency", "sends", "history")
+# scenarios; history after its bulk insert; attack (not run by default) last, on a
+# server restarted with the project's default limits.
+SCENARIOS = ("idle", "fanout", "burst", "latency", "sends", "history", "attack")
+DEFAULT_SCENARIOS = SCENARIOS[:-1]
+PROJECT_ONLY = ("history", "attack")
+
+# The project's per-socket and per-room limits, out of the way of every scenario but
+# `attack` (whose server runs with the project's defaults). Older revisions ignore the
+# variables they do not know.
+UNLIMITED = {
+    "CHAT_MESSAGE_RATE": "1000000000",
+    "CHAT_MESSAGE_BURST": "1000000000",
+    "CHAT_FRAME_RATE": "1000000000",
+    "CHAT_FRAME_BURST": "1000000000",
+    "CHAT_FLOOD_CLOSE_FRAMES": "1000000000",
+    "CHAT_MAX_UNSENT_BYTES": "1073741824",
+    "CHAT_MAX_SOCKETS_PER_USER": "1000000000",
+    "CHAT_MAX_SOCKETS_PER_ADDRESS": "1000000000",
+}
 
 perf = time.perf_counter
 
@@ -113,6 +131,10 @@ class Config:
     history_depth: float
     history_requests: int
     body_size: int
+    attacks: list[str]
+    attack_seconds: float
+    attack_max_growth_mib: float
+    bystander_interval: float
     server_cpu: int | None
     client_cpu: int | None
     client_uvloop: bool
@@ -135,8 +157,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--quick", action="store_true", help="short smoke run")
     p.add_argument(
         "--scenarios",
-        default=",".join(SCENARIOS),
-        help=f"comma-separated subset of {','.join(SCENARIOS)}",
+        default=",".join(DEFAULT_SCENARIOS),
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (attack only when named)",
     )
     p.add_argument(
         "--backend",
@@ -177,6 +199,25 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     p.add_argument("--history-requests", type=int, help="requests per page (200; quick 30)")
     p.add_argument("--body-size", type=int, default=100, help="message body characters")
+    p.add_argument(
+        "--attacks",
+        default=",".join(ATTACKS),
+        help=f"the attack scenario's sub-attacks, a subset of {','.join(ATTACKS)}",
+    )
+    p.add_argument("--attack-seconds", type=float, help="each attack's window, s (8; quick 4)")
+    p.add_argument(
+        "--attack-max-growth",
+        type=float,
+        default=2048,
+        metavar="MIB",
+        help="stop an attack early once the server's RSS grew by this much (protects the machine)",
+    )
+    p.add_argument(
+        "--bystander-interval",
+        type=float,
+        default=0.25,
+        help="s between the attack bystander's sends (the default send limit is 5/s)",
+    )
     p.add_argument("--server-cpu", type=int, default=0, help="core for the servers")
     p.add_argument("--client-cpu", type=int, default=1, help="core for this load generator")
     p.add_argument("--no-pin", action="store_true", help="do not pin to cores")
@@ -229,6 +270,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     if unknown:
         p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     scenarios = [s for s in SCENARIOS if s in scenarios]
+    attacks = [s.strip() for s in a.attacks.split(",") if s.strip()]
+    if set(attacks) - set(ATTACKS):
+        p.error(f"unknown attacks: {', '.join(sorted(set(attacks) - set(ATTACKS)))}")
     external = bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
     if a.backend == "auto":
         backends = ["external" if external else "embedded"]
@@ -273,6 +317,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
         history_depth=a.history_depth,
         history_requests=pick(a.history_requests, 200, 30),
         body_size=a.body_size,
+        attacks=[s for s in ATTACKS if s in attacks],
+        attack_seconds=pick(a.attack_seconds, 8.0, 4.0),
+        attack_max_growth_mib=a.attack_max_growth,
+        bystander_interval=a.bystander_interval,
         server_cpu=a.server_cpu if pin else None,
         client_cpu=a.client_cpu if pin else None,
         client_uvloop=not a.no_client_uvloop,
@@ -525,6 +573,7 @@ class ProjectServer(Server):
         name = self.column.split()[1].replace("+", "_").replace("@", "_")
         self.sqlite_path = None if self.postgres else workdir / f"{name}.sqlite3"
         self.created_db = False
+        self.default_limits = False  # True for `attack`: the project's own limits
 
     @property
     def database_url(self) -> str:
@@ -547,8 +596,7 @@ class ProjectServer(Server):
             DJANGO_ALLOWED_HOSTS=f"{HOST},localhost",
             DATABASE_URL=self.server_database_url,
             # The bench measures the message path, not the send limit or login throttles.
-            CHAT_MESSAGE_RATE="1000000000",
-            CHAT_MESSAGE_BURST="1000000000",
+            **({} if self.default_limits else UNLIMITED),
             THROTTLE_REGISTER="1000000/minute",
             THROTTLE_LOGIN="1000000/minute",
             # Tokens must outlive the run (a 10,000-socket run takes minutes).
@@ -688,6 +736,7 @@ class Plan:
     history_author: int | None = None
     history_seeded: int = 0
     setup_seconds: float = 0.0
+    attack: AttackPlan | None = None
 
 
 def http_json_retry(port: int, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -715,34 +764,46 @@ def _check(status: int, data: Any, expected: int, what: str) -> Any:
     return data
 
 
+def register_user(port: int, username: str, display_name: str) -> User:
+    status, data = http_json_retry(
+        port,
+        "POST",
+        "/api/v1/auth/register/",
+        body={"username": username, "password": PASSWORD, "display_name": display_name},
+    )
+    data = _check(status, data, 201, "register")
+    return User(id=data["user"]["id"], username=data["user"]["username"], token=data["access"])
+
+
+def create_room_as(port: int, owner: User, name: str) -> int:
+    status, data = http_json_retry(
+        port, "POST", "/api/v1/rooms/", body={"name": name}, token=owner.token
+    )
+    return int(_check(status, data, 201, "create room")["id"])
+
+
+def join_room_as(port: int, user: User, room_id: int) -> None:
+    status, data = http_json_retry(port, "POST", f"/api/v1/rooms/{room_id}/join/", token=user.token)
+    _check(status, data, 200, "join room")
+
+
 def setup_project(server: ProjectServer, cfg: Config) -> Plan:
     """Users, rooms and memberships through the HTTP API, as a client would."""
     started = perf()
+    if not set(cfg.scenarios) - {"attack"}:
+        return Plan([], 0, [])  # the attack registers users of its own
     run = secrets.token_hex(3)
     n_users = max(cfg.fanout_clients, cfg.send_rooms, 2)
     port = server.port
 
     def register(i: int) -> User:
-        status, data = http_json_retry(
-            port,
-            "POST",
-            "/api/v1/auth/register/",
-            body={"username": f"b{run}_{i}", "password": PASSWORD, "display_name": f"Bench {i}"},
-        )
-        data = _check(status, data, 201, "register")
-        return User(id=data["user"]["id"], username=data["user"]["username"], token=data["access"])
+        return register_user(port, f"b{run}_{i}", f"Bench {i}")
 
     def create_room(owner: User, name: str) -> int:
-        status, data = http_json_retry(
-            port, "POST", "/api/v1/rooms/", body={"name": name}, token=owner.token
-        )
-        return int(_check(status, data, 201, "create room")["id"])
+        return create_room_as(port, owner, name)
 
     def join(user: User, room_id: int) -> None:
-        status, data = http_json_retry(
-            port, "POST", f"/api/v1/rooms/{room_id}/join/", token=user.token
-        )
-        _check(status, data, 200, "join room")
+        join_room_as(port, user, room_id)
 
     log(f"{server.label}: registering {n_users} users and creating rooms")
     with ThreadPoolExecutor(4) as pool:
@@ -886,15 +947,18 @@ async def open_peers(
     *,
     concurrency: int,
     within: float = 60.0,
+    peer_class: type[Peer] | None = None,
+    rcvbuf: int | None = None,
 ) -> tuple[list[Peer], collections.Counter[str]]:
     """Connect every (user, room) and wait for each ``hello``; failures by reason."""
+    make_peer = peer_class or Peer
     body = make_body(cfg.body_size)
     semaphore = asyncio.Semaphore(concurrency)
     failures: collections.Counter[str] = collections.Counter()
     peers: list[Peer | None] = [None] * len(specs)
 
     async def one(i: int, user: User, room: int) -> None:
-        peer = Peer(i, user, room, stats, body)
+        peer = make_peer(i, user, room, stats, body)
         async with semaphore:
             try:
                 peer.ws = await wsclient.connect(
@@ -904,6 +968,7 @@ async def open_peers(
                     token=user.token,
                     on_text=peer.on_text,
                     within=within,
+                    rcvbuf=rcvbuf,
                 )
             except (TimeoutError, OSError, wsclient.HandshakeFailed) as error:
                 failures[type(error).__name__] += 1
@@ -942,7 +1007,7 @@ async def wait_until(predicate: Callable[[], bool], within: float) -> bool:
     return True
 
 
-async def settle(server: Server, max_wait: float = 30.0, idle_share: float = 0.05) -> None:
+async def settle(server: Server, max_wait: float = 30.0, idle_share: float = 0.05) -> bool:
     """Wait until the server is (nearly) idle: the previous scenario's tail is done."""
     deadline = perf() + max_wait
     before, t = cpu_seconds(server.pid), perf()
@@ -950,9 +1015,10 @@ async def settle(server: Server, max_wait: float = 30.0, idle_share: float = 0.0
         await asyncio.sleep(0.5)
         now_cpu, now = cpu_seconds(server.pid), perf()
         if (now_cpu - before) / (now - t) < idle_share:
-            return
+            return True
         before, t = now_cpu, now
     log(f"{server.label}: still busy after {max_wait:.0f} s; measuring anyway")
+    return False
 
 
 def delivery_check(peers: list[Peer], stats: Stats) -> dict[str, int]:
@@ -1425,6 +1491,716 @@ async def scenario_history(server: Server, plan: Plan, cfg: Config) -> dict[str,
     return figures
 
 
+# Attacks (issue 11) ----------------------------------------------------------------------
+#
+# One project server with the project's own default limits, a bystander beside it (one
+# socket in a room of its own and a REST client), and one attack after another, each
+# after a quiet baseline, each time-bound, while the server's RSS and CPU are sampled.
+
+ATTACKS = ("send-flood", "ping-flood", "slow-readers", "room-update")
+ATTACK_QUIET = 3.0  # s of quiet baseline before each attack
+ACK_TIMEOUT = 5.0  # s: a bystander send still without an answer by then has "no ack"
+SETTLE_MAX = 60.0  # s to wait for the server to be idle again after an attack
+REST_INTERVAL = 0.25  # s between the REST bystander's requests
+SAMPLE_INTERVAL = 0.25  # s between two readings of the server's VmRSS and CPU
+ROOM_RATE = 5.0  # messages/s a membership may send: the project's CHAT_MESSAGE_RATE default
+FLOOD_BODY = "x" * 4000  # a 4 KB frame
+WIDE_BODY = "\U0001f600" * 4000  # 16,000 bytes of UTF-8: the most a 16 KiB frame carries
+SLOW_RCVBUF = 4096  # SO_RCVBUF of the slow readers' sockets
+PUMP_BUFFER = 256 * 1024  # bytes a flooding socket may have queued in its transport
+PUMP_BATCH = 64  # frames written between two turns of the event loop
+HTTP_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncio.IncompleteReadError,
+    asyncio.LimitOverrunError,
+    ValueError,
+    IndexError,
+)
+
+
+@dataclass
+class AttackPlan:
+    bystander: User
+    bystander_room: int
+    flooder: User  # send-flood, in a room of its own
+    flood_room: int
+    pinger: User  # ping-flood: two sockets, in a room of its own
+    ping_room: int
+    sender: User  # slow-readers: sends into the busy room, which it owns
+    busy_room: int
+    readers: list[User]  # slow-readers: 10 sockets each in the busy room
+    owner: User  # room-update: owner of the room it patches
+    update_room: int
+
+
+def setup_attack(server: ProjectServer) -> AttackPlan:
+    """The attack's users and rooms, each attack in rooms of its own."""
+    run, port = secrets.token_hex(3), server.port
+    with ThreadPoolExecutor(4) as pool:
+        users = list(
+            pool.map(lambda i: register_user(port, f"a{run}_{i}", f"Attack {i}"), range(10))
+        )
+        names = ("bystander", "flood", "ping", "busy", "update")
+        rooms = list(
+            pool.map(lambda i: create_room_as(port, users[i], f"bench-{names[i]}-{run}"), range(5))
+        )
+        list(pool.map(lambda u: join_room_as(port, u, rooms[3]), users[5:]))
+    return AttackPlan(
+        bystander=users[0],
+        bystander_room=rooms[0],
+        flooder=users[1],
+        flood_room=rooms[1],
+        pinger=users[2],
+        ping_room=rooms[2],
+        sender=users[3],
+        busy_room=rooms[3],
+        readers=users[5:],
+        owner=users[4],
+        update_room=rooms[4],
+    )
+
+
+class AsyncHTTP:
+    """One keep-alive HTTP/1.1 connection on the event loop, each request time-bound.
+
+    The bystanders share the load generator's event loop with the attackers: a thread
+    doing blocking requests would also wait for the GIL behind them.
+    """
+
+    def __init__(self, port: int, token: str | None = None, timeout: float = ACK_TIMEOUT) -> None:
+        self.port, self.token, self.timeout = port, token, timeout
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.transport.abort()
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        try:
+            return await asyncio.wait_for(self._request(method, path, body), self.timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _request(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        reader, writer = self.reader, self.writer
+        assert reader is not None
+        data = b"" if body is None else json.dumps(body).encode()
+        head = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {HOST}:{self.port}",
+            f"Content-Length: {len(data)}",
+        ]
+        head.append("Accept: application/json")
+        if body is not None:
+            head.append("Content-Type: application/json")
+        if self.token:
+            head.append(f"Authorization: Bearer {self.token}")
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip().lower()
+        if "content-length" in headers:
+            payload = await reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding") == "chunked":
+            chunks = []
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                chunks.append((await reader.readexactly(size + 2))[:-2])
+            await reader.readuntil(b"\r\n")
+            payload = b"".join(chunks)
+        else:
+            payload = await reader.read()
+            headers["connection"] = "close"
+        if headers.get("connection") == "close":
+            self.close()
+        return status, payload
+
+
+class Watch:
+    """What the attack scenario measures throughout: the server's RSS and CPU, and the
+    bystander, a well-behaved user in a room of its own with one socket that sends a
+    message every ``--bystander-interval`` (open loop; each answer timed) and a REST
+    client that lists its rooms every 250 ms."""
+
+    def __init__(self, server: ProjectServer, plan: AttackPlan, cfg: Config) -> None:
+        self.server, self.user, self.room = server, plan.bystander, plan.bystander_room
+        self.interval = cfg.bystander_interval
+        self.body = make_body(cfg.body_size)
+        self.tag = secrets.token_hex(3)
+        self.sends: list[list[Any]] = []  # [sent at, seconds to the answer, "ack" | code]
+        self.pending: dict[str, list[Any]] = {}
+        self.rest: list[tuple[float, float | None]] = []  # (sent at, seconds or None: failed)
+        self.samples: list[tuple[float, int, float]] = []  # (time, VmRSS KiB, CPU s)
+        self.ws: wsclient.WSClient | None = None
+        self.closes: list[int | None] = []  # close codes of the bystander's own socket
+        self.abort = asyncio.Event()  # the server died, or grew past the cap: stop the attack
+        self.rss_cap_kib = INF
+        self.capped_at: float | None = None
+        self.idle_share = 0.05
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.connect()
+        loop = asyncio.get_running_loop()
+        for job in (self.send_loop, self.rest_loop, self.sample_loop):
+            self.tasks.append(loop.create_task(job()))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.ws is not None:
+            self.ws.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.ws.closed), 3)
+            self.ws.abort()
+
+    async def connect(self) -> None:
+        hello: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_text(text: str) -> None:
+            frame = json.loads(text)
+            kind = frame.get("type")
+            if kind in ("message.ack", "error"):
+                record = self.pending.pop(str(frame.get("client_id")), None)
+                if record is not None:
+                    record[1] = perf() - record[0]
+                    record[2] = "ack" if kind == "message.ack" else str(frame.get("code"))
+            elif kind == "hello" and not hello.done():
+                hello.set_result(None)
+
+        ws = await wsclient.connect(
+            HOST,
+            self.server.port,
+            f"/ws/rooms/{self.room}/",
+            token=self.user.token,
+            on_text=on_text,
+            within=10,
+        )
+        done, _ = await asyncio.wait({hello, ws.closed}, timeout=10, return_when="FIRST_COMPLETED")
+        if hello not in done:
+            ws.abort()
+            raise BenchError(f"attack bystander: no hello (close code {ws.close_code})")
+        ws.closed.add_done_callback(lambda f: self.closes.append(f.result()))
+        self.ws = ws
+
+    async def reconnect(self) -> None:
+        with contextlib.suppress(BenchError, OSError, TimeoutError, wsclient.HandshakeFailed):
+            await self.connect()
+        await asyncio.sleep(1.0)  # at most one attempt a second
+
+    async def send_loop(self) -> None:
+        started, n = perf(), 0
+        reconnecting: asyncio.Task[None] | None = None
+        while True:
+            n += 1
+            delay = started + n * self.interval - perf()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            record: list[Any] = [perf(), None, None]
+            self.sends.append(record)
+            ws = self.ws
+            if ws is not None and ws.is_open:
+                client_id = f"{self.tag}-{n}"
+                self.pending[client_id] = record
+                ws.send_text(
+                    f'{{"type":"message.send","body":"{self.body}","client_id":"{client_id}"}}'
+                )
+            elif reconnecting is None or reconnecting.done():
+                reconnecting = asyncio.get_running_loop().create_task(self.reconnect())
+
+    async def rest_loop(self) -> None:
+        http = AsyncHTTP(self.server.port, self.user.token)
+        next_at = perf()
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, next_at - perf()))
+                started = perf()
+                next_at = started + REST_INTERVAL
+                try:
+                    status, _ = await http.request("GET", "/api/v1/rooms/?joined=true")
+                except HTTP_ERRORS:
+                    status = 0
+                self.rest.append((started, perf() - started if status == 200 else None))
+        finally:
+            http.close()
+
+    async def sample_loop(self) -> None:
+        pid = self.server.pid
+        while True:
+            try:
+                rss, cpu = rss_kib(pid), cpu_seconds(pid)
+            except (OSError, BenchError):
+                self.abort.set()  # the process is gone
+                return
+            self.samples.append((perf(), rss, cpu))
+            if rss > self.rss_cap_kib and not self.abort.is_set():
+                self.capped_at = perf()
+                self.abort.set()
+            await asyncio.sleep(SAMPLE_INTERVAL)
+
+    async def answered(self, since: float, until: float) -> None:
+        """Waits for the answers to the sends of that span: at most until each of them
+        is ACK_TIMEOUT old."""
+        await wait_until(
+            lambda: all(r[2] is not None for r in self.sends if since <= r[0] < until),
+            max(0.0, until + ACK_TIMEOUT - perf()),
+        )
+
+    def cpu_share(self, t0: float, t1: float) -> float:
+        """The server's CPU share (1 = its core) between two times, from the samples."""
+        span = [(t, cpu) for t, _, cpu in self.samples if t0 <= t <= t1]
+        if len(span) < 2:
+            return float("nan")
+        return (span[-1][1] - span[0][1]) / (span[-1][0] - span[0][0])
+
+    def figures(self, quiet_from: float, started: float, ended: float) -> dict[str, Any]:
+        def acks(t0: float, t1: float) -> tuple[list[float], int, int, int]:
+            """Ack times of the sends of [t0, t1), INF for "no ack within ACK_TIMEOUT"."""
+            records = [r for r in self.sends if t0 <= r[0] < t1]
+            refused = sum(1 for r in records if r[2] not in (None, "ack"))
+            ms = [
+                1000 * r[1] if r[2] == "ack" and r[1] <= ACK_TIMEOUT else INF
+                for r in records
+                if r[2] in (None, "ack")
+            ]
+            missing = sum(1 for v in ms if v == INF)
+            return ms, len(records), refused, missing
+
+        def rest(t0: float, t1: float) -> tuple[list[float], int, int]:
+            records = [s for t, s in self.rest if t0 <= t < t1]
+            ms = [1000 * s for s in records if s is not None]
+            return ms, len(records), len(records) - len(ms)
+
+        def rank(values: list[float], q: float) -> float:
+            """Nearest-rank percentile: defined with INF among the values."""
+            if not values:
+                return float("nan")
+            return sorted(values)[max(0, math.ceil(q * len(values)) - 1)]
+
+        quiet_ms, _, _, _ = acks(quiet_from, started)
+        ms, sends, refused, missing = acks(started, ended)
+        quiet_rest, _, _ = rest(quiet_from, started)
+        rest_ms, requests, failed = rest(started, ended)
+        baseline = [kib for t, kib, _ in self.samples if quiet_from <= t < started]
+        during = [kib for t, kib, _ in self.samples if t >= started]
+        return {
+            "ack_p50_ms": rank(ms, 0.5),
+            "ack_p99_ms": rank(ms, 0.99),
+            "ack_max_ms": max(ms) if ms else float("nan"),
+            "sends": sends,
+            "acks": len(ms) - missing,
+            "refused": refused,
+            "missing": missing,
+            "quiet_ack_p50_ms": rank(quiet_ms, 0.5),
+            "quiet_ack_p99_ms": rank(quiet_ms, 0.99),
+            "rest_p50_ms": rank(rest_ms, 0.5),
+            "rest_p99_ms": rank(rest_ms, 0.99),
+            "rest_requests": requests,
+            "rest_failed": failed,
+            "quiet_rest_p50_ms": rank(quiet_rest, 0.5),
+            "rss_baseline_mib": statistics.median(baseline) / 1024 if baseline else float("nan"),
+            "rss_peak_mib": max(during) / 1024 if during else float("nan"),
+        }
+
+
+class AttackPeer(Peer):
+    """An attacker's socket: counts what comes back, by type (errors by code)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.kinds: collections.Counter[str] = collections.Counter()
+        self.closed_at: float | None = None
+
+    def on_text(self, text: str) -> None:
+        frame = json.loads(text)
+        kind = str(frame.get("type"))
+        if kind == "hello" and not self.hello.done():
+            self.hello.set_result(0)
+        elif kind == "error":
+            kind = f"error {frame.get('code')}"
+        self.kinds[kind] += 1
+
+    @property
+    def client(self) -> wsclient.WSClient:
+        assert self.ws is not None
+        return self.ws
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        transport = self.client.transport
+        assert transport is not None
+        return transport
+
+
+@dataclass
+class AttackRun:
+    server: ProjectServer
+    plan: AttackPlan
+    cfg: Config
+    watch: Watch
+    quiet_from: float = 0.0
+    started: float = INF  # the window: from begin() to the end of hold()
+    until: float = INF
+    ended: float | None = None
+
+    async def begin(self) -> None:
+        """The quiet baseline, then the start of the window: the attacker's sockets are
+        open by then (opening them is not what the window measures)."""
+        self.quiet_from = perf()
+        await asyncio.sleep(ATTACK_QUIET)
+        watch, cfg = self.watch, self.cfg
+        watch.abort.clear()
+        watch.capped_at = None
+        watch.rss_cap_kib = rss_kib(self.server.pid) + 1024 * cfg.attack_max_growth_mib
+        self.started = perf()
+        self.until = self.started + cfg.attack_seconds
+
+    @property
+    def over(self) -> bool:
+        return perf() >= self.until or self.watch.abort.is_set()
+
+    async def hold(self) -> None:
+        """Until the end of the window (or the abort): the end of what is measured."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.watch.abort.wait(), max(0.0, self.until - perf()))
+        self.ended = perf()
+
+    async def open(
+        self, specs: list[tuple[User, int]], rcvbuf: int | None = None
+    ) -> tuple[list[AttackPeer], collections.Counter[str]]:
+        peers, failures = await open_peers(
+            self.server,
+            specs,
+            Stats(),
+            self.cfg,
+            concurrency=50,
+            within=5,  # 200 sockets: at most 40 s, within the attack's time bound
+            peer_class=AttackPeer,
+            rcvbuf=rcvbuf,
+        )
+        for peer in peers:
+            assert peer.ws is not None
+            peer.ws.closed.add_done_callback(lambda _, p=peer: setattr(p, "closed_at", perf()))
+        return peers, failures  # type: ignore[return-value]
+
+    def closes(self, peers: list[AttackPeer]) -> str:
+        """The server's closes of these sockets so far: "4429 x2 at 1.3-1.5 s"."""
+        closed = [p for p in peers if p.closed_at is not None]
+        if not closed:
+            return "open to the end"
+        codes = collections.Counter(p.ws.close_code for p in closed if p.ws is not None)
+        times = sorted(p.closed_at - self.started for p in closed if p.closed_at is not None)
+        span = f"{times[0]:.1f} s" if times[0] == times[-1] else f"{times[0]:.1f}-{times[-1]:.1f} s"
+        what = ", ".join(f"{code} x{n}" if n > 1 else f"{code}" for code, n in codes.items())
+        return f"closed {what} at {span}"
+
+    async def pump(self, peer: AttackPeer, frame: Callable[[int], str]) -> int:
+        """Writes frames as fast as the socket takes them, to the end of the window."""
+        ws, transport = peer.client, peer.transport
+        sent = 0
+        while not self.over and ws.is_open:
+            if transport.get_write_buffer_size() > PUMP_BUFFER:
+                await asyncio.sleep(0.001)
+                continue
+            for _ in range(PUMP_BATCH):
+                sent += 1
+                ws.send_text(frame(sent))
+            await asyncio.sleep(0)
+        return sent
+
+
+async def attack_send_flood(run: AttackRun) -> dict[str, Any]:
+    peers, failures = await run.open([(run.plan.flooder, run.plan.flood_room)])
+    await run.begin()
+    if not peers:
+        await run.hold()
+        return {"attacker": f"could not connect: {dict(failures)}"}
+    peer = peers[0]
+    prefix = f'{{"type":"message.send","body":"{FLOOD_BODY}","client_id":"{secrets.token_hex(3)}-'
+    try:
+        sent = await run.pump(peer, lambda n: f'{prefix}{n}"}}')
+        await run.hold()
+        closes = run.closes(peers)
+    finally:
+        await close_peers(peers, within=3)
+    acked, limited = peer.kinds["message.ack"], peer.kinds["error rate_limited"]
+    return {
+        "frames_sent": sent,
+        "acked": acked,
+        "rate_limited": limited,
+        "close_code": peer.ws.close_code if peer.closed_at else None,
+        "attacker": f"{sent:,} sends of 4 KB: {acked:,} acked, {limited:,} rate_limited",
+        "closed": closes,
+    }
+
+
+async def attack_ping_flood(run: AttackRun) -> dict[str, Any]:
+    peers, failures = await run.open([(run.plan.pinger, run.plan.ping_room)] * 2)
+    await run.begin()
+    if len(peers) < 2:
+        await run.hold()
+        await close_peers(peers, within=3)
+        return {"attacker": f"could not connect: {dict(failures)}"}
+    pinger, garbler = peers
+    try:
+        pings, garbage = await asyncio.gather(
+            run.pump(pinger, lambda n: '{"type":"ping"}'), run.pump(garbler, lambda n: "not json")
+        )
+        await run.hold()
+        closes = run.closes(peers)
+    finally:
+        await close_peers(peers, within=3)
+    pongs, invalid = pinger.kinds["pong"], garbler.kinds["error invalid_json"]
+    limited = pinger.kinds["error rate_limited"] + garbler.kinds["error rate_limited"]
+    return {
+        "frames_sent": pings + garbage,
+        "pings": pings,
+        "pongs": pongs,
+        "invalid": garbage,
+        "invalid_json": invalid,
+        "rate_limited": limited,
+        "attacker": f"{pings:,} pings: {pongs:,} pongs; {garbage:,} 'not json': {invalid:,} "
+        f"invalid_json; {limited:,} rate_limited",
+        "closed": closes,
+    }
+
+
+def server_side_sockets(port: int, client_ports: set[int]) -> dict[int, int]:
+    """The client ports whose connection the server's side still holds open (ESTABLISHED
+    in /proc/net/tcp; a client that does not read cannot see the server's close), each
+    with the bytes queued in the kernel's send buffer for it."""
+    held = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] != "01" or int(fields[1].rsplit(":", 1)[1], 16) != port:
+                continue
+            remote = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote in client_ports:
+                held[remote] = int(fields[4].split(":")[0], 16)
+    return held
+
+
+async def attack_slow_readers(run: AttackRun) -> dict[str, Any]:
+    plan = run.plan
+    specs = [(user, plan.busy_room) for user in plan.readers for _ in range(10)]
+    readers, failures = await run.open(specs, rcvbuf=SLOW_RCVBUF)
+    ports: dict[int, AttackPeer] = {}
+    for peer in readers:
+        peer.transport.pause_reading()  # from now on, never read
+        ports[peer.transport.get_extra_info("sockname")[1]] = peer
+    senders, _ = await run.open([(plan.sender, plan.busy_room)])
+    prefix = f'{{"type":"message.send","body":"{WIDE_BODY}","client_id":"{secrets.token_hex(3)}-'
+    gone: dict[int, float] = {}  # client port: when the server's side stopped holding it
+    sent, queued = 0, 0
+    try:
+        await run.begin()
+        begun, checked = perf(), 0.0
+        while not run.over:
+            sender = senders[0].ws if senders else None
+            while sender is not None and sender.is_open and perf() >= begun + sent / ROOM_RATE:
+                sent += 1
+                sender.send_text(f'{prefix}{sent}"}}')
+            if perf() - checked >= SAMPLE_INTERVAL:
+                checked = perf()
+                left = set(ports) - set(gone)
+                held = server_side_sockets(run.server.port, left)
+                queued = sum(held.values())
+                for port in left - set(held):
+                    gone[port] = checked - run.started
+            await asyncio.sleep(0.02)
+        await run.hold()
+        # Read again: what the server sent before closing them, its close frames included.
+        for peer in readers:
+            if not peer.transport.is_closing():
+                peer.transport.resume_reading()
+        await wait_until(lambda: all(ports[p].client.closed.done() for p in gone), 2.0)
+        codes = collections.Counter(
+            ports[p].client.close_code for p in gone if ports[p].client.closed.done()
+        )
+        sender_closes = run.closes(senders)
+    finally:
+        await close_peers([*readers, *senders], within=3)
+    acked = senders[0].kinds["message.ack"] if senders else 0
+    limited = senders[0].kinds["error rate_limited"] if senders else 0
+    refused = sum(failures.values())
+    times = sorted(gone.values())
+    if times:
+        coded = ", ".join(f"{c} x{n}" for c, n in codes.items()) or "no close frame read"
+        span = f"{times[0]:.1f}-{times[-1]:.1f} s"
+        closed = f"server closed {len(gone)}/{len(readers)} at {span} ({coded})"
+    else:
+        closed = f"server closed none of the {len(readers)}"
+    closed += f"; {queued / 2**20:,.1f} MiB in their kernel send buffers at the end"
+    return {
+        "sockets_accepted": len(readers),
+        "sockets_refused": refused,
+        "refusals": dict(failures),
+        "slow_closed": len(gone),
+        "slow_closed_first_s": times[0] if times else None,
+        "slow_closed_last_s": times[-1] if times else None,
+        "slow_close_codes": {str(c): n for c, n in codes.items()},
+        "kernel_queued_mib": queued / 2**20,
+        "frames_sent": sent,
+        "acked": acked,
+        "rate_limited": limited,
+        "attacker": f"{len(readers)}/{len(specs)} slow sockets accepted"
+        + (f" ({', '.join(f'{k} x{v}' for k, v in failures.items())})" if refused else "")
+        + f"; {sent:,} sends of 16 KB at {ROOM_RATE:g}/s: {acked:,} acked, {limited:,} rate_limited"
+        + ("" if sender_closes == "open to the end" else f", sender {sender_closes}"),
+        "closed": closed,
+    }
+
+
+async def attack_room_update(run: AttackRun) -> dict[str, Any]:
+    plan = run.plan
+    specs = [(plan.owner, plan.update_room)] * 200
+    peers, failures = await run.open(specs)
+    statuses: collections.Counter[str] = collections.Counter()
+    await run.begin()
+    turn = iter(range(10**9))
+
+    async def patcher() -> None:
+        http = AsyncHTTP(run.server.port, plan.owner.token)
+        try:
+            while not run.over:
+                topic = f"bench topic {next(turn) % 2}"
+                try:
+                    status, _ = await http.request(
+                        "PATCH", f"/api/v1/rooms/{plan.update_room}/", {"topic": topic}
+                    )
+                    statuses[str(status)] += 1
+                except HTTP_ERRORS as error:
+                    statuses[type(error).__name__] += 1
+                    await asyncio.sleep(0.1)
+        finally:
+            http.close()
+
+    try:
+        await asyncio.gather(*(patcher() for _ in range(4)))
+        await run.hold()
+        closes = run.closes(peers)
+    finally:
+        await close_peers(peers, within=3)
+    updates = sum(p.kinds["room.updated"] for p in peers)
+    refused = sum(failures.values())
+    answers = ", ".join(f"{k} x{v:,}" for k, v in sorted(statuses.items()))
+    return {
+        "sockets_accepted": len(peers),
+        "sockets_refused": refused,
+        "refusals": dict(failures),
+        "patch_200": statuses["200"],
+        "patch_429": statuses["429"],
+        "patch_statuses": dict(statuses),
+        "room_updated_received": updates,
+        "attacker": f"{len(peers)}/{len(specs)} sockets accepted"
+        + (f" ({', '.join(f'{k} x{v}' for k, v in failures.items())})" if refused else "")
+        + f"; PATCH {answers or 'none answered'}; {updates:,} room.updated received",
+        "closed": closes,
+    }
+
+
+ATTACK_FUNCTIONS: dict[str, Callable[[AttackRun], Any]] = {
+    "send-flood": attack_send_flood,
+    "ping-flood": attack_ping_flood,
+    "slow-readers": attack_slow_readers,
+    "room-update": attack_room_update,
+}
+
+
+async def server_health(server: ProjectServer) -> str:
+    if not server.alive():
+        return f"no: exited with {server.process.returncode if server.process else '?'}"
+    http = AsyncHTTP(server.port)
+    started = perf()
+    try:
+        status, _ = await http.request("GET", "/healthz")
+    except HTTP_ERRORS:
+        return f"alive; /healthz: no answer in {ACK_TIMEOUT:g} s"
+    finally:
+        http.close()
+    return f"yes; /healthz {status} in {1000 * (perf() - started):,.0f} ms"
+
+
+async def run_attack(
+    server: ProjectServer, plan: AttackPlan, cfg: Config, watch: Watch, name: str
+) -> dict[str, Any]:
+    """One attack (its sockets, a quiet baseline, its window); then waits for the server
+    to be idle again."""
+    run = AttackRun(server, plan, cfg, watch)
+    log(f"{server.label}: attack {name}, {cfg.attack_seconds:g} s")
+    outcome: dict[str, Any]
+    try:
+        async with asyncio.timeout(ATTACK_QUIET + cfg.attack_seconds + 120):
+            outcome = await ATTACK_FUNCTIONS[name](run)
+    except (TimeoutError, OSError, BenchError, wsclient.HandshakeFailed) as error:
+        log(f"{server.label}: attack {name} failed: {error!r}")
+        outcome = {"attacker": f"failed: {error!r}"}
+    watch.rss_cap_kib = INF
+    started = run.started if run.started < INF else perf()
+    ended = run.ended or perf()
+    figures: dict[str, Any] = {"seconds": ended - started}
+    figures["server_cpu_pct"] = 100 * watch.cpu_share(started, ended)
+    await watch.answered(run.quiet_from, ended)
+    figures.update(watch.figures(run.quiet_from, started, ended))
+    if watch.capped_at is not None:
+        figures["stopped_at_growth_limit_s"] = watch.capped_at - started
+        outcome["attacker"] = outcome.get("attacker", "") + (
+            f"; stopped at {watch.capped_at - started:.1f} s: RSS grew by "
+            f"{cfg.attack_max_growth_mib:g} MiB"
+        )
+    figures.update(outcome)
+    calm = perf()
+    idle = server.alive() and await settle(server, SETTLE_MAX, watch.idle_share)
+    figures["busy_after_s"] = perf() - calm if idle else INF
+    figures["rss_after_mib"] = rss_kib(server.pid) / 1024 if server.alive() else float("nan")
+    figures["alive"] = server.alive()
+    health = await server_health(server)
+    if server.alive():
+        health += f"; idle {perf() - calm:.0f} s after" if idle else f"; busy {SETTLE_MAX:g} s on"
+    figures["health"] = health
+    return figures
+
+
+async def scenario_attack(server: Server, plan: Plan, cfg: Config) -> dict[str, Any]:
+    if not isinstance(server, ProjectServer):
+        return {}
+    if plan.attack is None:
+        log(f"{server.label}: registering the attack's users")
+        plan.attack = await asyncio.to_thread(setup_attack, server)
+    watch = Watch(server, plan.attack, cfg)
+    await watch.start()
+    figures: dict[str, Any] = {}
+    try:
+        # "Idle" here is the bystanders' own load on the server, and a little more.
+        await asyncio.sleep(2 * ATTACK_QUIET)
+        watch.idle_share = min(0.5, watch.cpu_share(perf() - ATTACK_QUIET, perf()) + 0.05)
+        await settle(server, SETTLE_MAX, watch.idle_share)
+        for name in cfg.attacks:
+            if not server.alive():
+                figures[f"attack.{name}.health"] = "skipped: the server had died"
+                continue
+            result = await run_attack(server, plan.attack, cfg, watch, name)
+            figures.update({f"attack.{name}.{k}": v for k, v in result.items()})
+        figures["attack.bystander_socket_closes"] = len(watch.closes)
+    finally:
+        await watch.stop()
+    if not server.alive():
+        log(f"{server.label}: died under attack; restarting it\n{server.log_tail(10)}")
+        await asyncio.to_thread(server.restart)
+    return figures
+
+
 SCENARIO_FUNCTIONS = {
     "idle": scenario_idle,
     "fanout": scenario_fanout,
@@ -1432,6 +2208,7 @@ SCENARIO_FUNCTIONS = {
     "latency": scenario_latency,
     "sends": scenario_sends,
     "history": scenario_history,
+    "attack": scenario_attack,
 }
 
 
@@ -1659,13 +2436,91 @@ def render_table(servers: list[Server], results: dict[str, dict[str, list[Any]]]
         cells.append(fig.target)
         if present:
             rows.append(cells)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return grid(rows) if len(rows) > 1 else ""
+
+
+def grid(rows: list[list[str]]) -> str:
+    """A Markdown table, the first row its header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
         if n == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+# Per attack: label, figures (after "attack.<name>."), and how to show them: a number
+# format for each figure joined by a layout, or None for a text figure.
+MS, COUNT = "{:,.1f}", "{:,.0f}"
+ATTACK_ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...] | None, str]] = [
+    (
+        ": bystander ack p50 / p99 / max, ms",
+        ("ack_p50_ms", "ack_p99_ms", "ack_max_ms"),
+        (MS, MS, MS),
+        "{} / {} / {}",
+    ),
+    (
+        "  quiet before it: ack p50, REST p50, ms",
+        ("quiet_ack_p50_ms", "quiet_rest_p50_ms"),
+        (MS, MS),
+        "{}, {}",
+    ),
+    (
+        "  bystander sends: acked / refused / no ack",
+        ("acks", "refused", "missing"),
+        (COUNT, COUNT, COUNT),
+        "{} / {} / {}",
+    ),
+    (
+        "  REST bystander p50 / p99 ms, failed",
+        ("rest_p50_ms", "rest_p99_ms", "rest_failed"),
+        (MS, MS, COUNT),
+        "{} / {}, {}",
+    ),
+    (
+        "  server RSS baseline -> peak -> after, MiB",
+        ("rss_baseline_mib", "rss_peak_mib", "rss_after_mib"),
+        (COUNT, COUNT, COUNT),
+        "{} -> {} -> {}",
+    ),
+    ("  server CPU, % of its core", ("server_cpu_pct",), ("{:,.0f}%",), "{}"),
+    ("  attacker", ("attacker",), None, "{}"),
+    ("  attacker's sockets", ("closed",), None, "{}"),
+    ("  server alive after it", ("health",), None, "{}"),
+]
+
+
+def _attack_number(value: float | None, fmt: str) -> str:
+    if value is None:
+        return "-"
+    if value == INF:
+        return f"> {1000 * ACK_TIMEOUT:,.0f}"  # only ack times are infinite: no ack in time
+    return fmt.format(value)
+
+
+def render_attack_table(
+    servers: list[Server], results: dict[str, dict[str, list[Any]]], cfg: Config
+) -> str:
+    projects = [s for s in servers if s.kind == "project"]
+    title = f"attack ({cfg.attack_seconds:g} s each, project defaults)"
+    rows = [[title, *(s.column for s in projects)]]
+    for name in cfg.attacks:
+        for label, keys, fmt, layout in ATTACK_ROWS:
+            cells = [name + label if label.startswith(":") else label]
+            for s in projects:
+                got = results.get(s.column, {})
+                series = [got.get(f"attack.{name}.{key}", []) for key in keys]
+                if not any(series):
+                    cells.append("")
+                elif fmt is None:
+                    cells.append(" | ".join(dict.fromkeys(str(v) for v in series[0])))
+                else:
+                    values = [aggregate(v)[0] for v in series]
+                    numbers = (_attack_number(v, f) for v, f in zip(values, fmt, strict=True))
+                    cells.append(layout.format(*numbers))
+            rows.append(cells)
+    return grid(rows)
 
 
 # Main ------------------------------------------------------------------------------------
@@ -1719,6 +2574,8 @@ async def run(
 ) -> None:
     plans: dict[str, Plan] = {}
     for server in servers:
+        if isinstance(server, ProjectServer) and cfg.scenarios == ["attack"]:
+            server.default_limits = True  # nothing else to run: start it that way
         await asyncio.to_thread(server.start)
         if isinstance(server, ProjectServer):
             plans[server.column] = await asyncio.to_thread(setup_project, server, cfg)
@@ -1728,10 +2585,15 @@ async def run(
         for repeat in range(cfg.repeat):
             # Interleaved, so the project and the ceiling see the same machine noise.
             for server in servers:
-                if scenario == "history" and server.kind != "project":
+                if scenario in PROJECT_ONLY and server.kind != "project":
                     continue
                 if not server.alive():
                     raise BenchError(f"{server.label} died:\n{server.log_tail()}")
+                attack = scenario == "attack" and isinstance(server, ProjectServer)
+                if attack and not server.default_limits:  # type: ignore[attr-defined]
+                    log(f"{server.label}: restarting with the project's default limits")
+                    server.default_limits = True  # type: ignore[attr-defined]
+                    await asyncio.to_thread(server.restart)
                 log(f"{server.label}: {scenario} #{repeat + 1}")
                 figures = await SCENARIO_FUNCTIONS[scenario](server, plans[server.column], cfg)
                 for key, value in figures.items():
@@ -1769,7 +2631,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as error:
         log(f"FAILED: {error}")
         return 2
-    if cfg.ceiling:
+    if cfg.ceiling and set(cfg.scenarios) - set(PROJECT_ONLY):
         servers.append(CeilingServer(cfg, workdir))
     meta: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -1797,6 +2659,10 @@ def main(argv: list[str] | None = None) -> int:
             "idle": cfg.idle,
             "history": f"{cfg.history_size:,} messages, depth {cfg.history_depth:g}",
             "body": cfg.body_size,
+            "attack": f"{','.join(cfg.attacks)}, {cfg.attack_seconds:g} s each, bystander every "
+            f"{cfg.bystander_interval:g} s"
+            if "attack" in cfg.scenarios
+            else None,
             "server_env": cfg.server_env,
             "db_url_query": cfg.db_url_query,
             "server_uvloop": cfg.server_uvloop or None,
@@ -1837,6 +2703,7 @@ def main(argv: list[str] | None = None) -> int:
     if not any(results.values()):
         return status or 1
     table = render_table(servers, results)
+    attacked = any(k.startswith("attack.") for r in results.values() for k in r)
     print()
     print(f"chat bench · {meta['date']} · git {meta['git']} · {meta['command']}")
     print(
@@ -1849,11 +2716,21 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "  " + "; ".join(f"{k} {v}" for k, v in meta["options"].items() if v not in ({}, None, ""))
     )
-    print()
-    print(table)
-    print()
-    print("✓/✗: against issue 6's figure; ÷ ceiling: the project's figure over the ceiling's;")
-    print("±: half the spread between repeats, relative to the median. See bench/README.md.")
+    if table:
+        print()
+        print(table)
+        print()
+        print("✓/✗: against issue 6's figure; ÷ ceiling: the project's figure over the ceiling's;")
+        print("±: half the spread between repeats, relative to the median. See bench/README.md.")
+    if attacked:
+        print()
+        print(render_attack_table(servers, results, cfg))
+        print()
+        print(
+            f"bystander: one socket sending every {1000 * cfg.bystander_interval:g} ms in a room "
+            f"of its own, and GET /rooms/?joined=true every {1000 * REST_INTERVAL:g} ms; no ack: "
+            f"none within {ACK_TIMEOUT:g} s. Figures of the attack window. See bench/README.md."
+        )
     if cfg.json_path is not None:
         payload = {
             "meta": meta,

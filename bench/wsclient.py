@@ -10,6 +10,7 @@ is parsed. The handshake, pings, pongs and the closing handshake are the real on
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Iterable
 
 from websockets.client import ClientProtocol
@@ -145,15 +146,30 @@ async def connect(
     token: str | None,
     on_text: Callable[[str], None],
     within: float,
+    rcvbuf: int | None = None,
 ) -> WSClient:
-    """Open a connection and finish the opening handshake (not the app's ``hello``)."""
+    """Open a connection and finish the opening handshake (not the app's ``hello``).
+
+    ``rcvbuf`` sets the socket's ``SO_RCVBUF`` before it connects (a client that reads
+    slowly, with ``client.transport.pause_reading()``, then backs up the server sooner).
+    """
     loop = asyncio.get_running_loop()
     headers = [("Authorization", f"Bearer {token}")] if token else []
     client = WSClient(f"ws://{host}:{port}{path}", headers, on_text, loop)
+    sock = None
     try:
-        await asyncio.wait_for(loop.create_connection(lambda: client, host, port), within)
+        if rcvbuf is None:
+            await asyncio.wait_for(loop.create_connection(lambda: client, host, port), within)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.setblocking(False)
+            await asyncio.wait_for(loop.sock_connect(sock, (host, port)), within)
+            await asyncio.wait_for(loop.create_connection(lambda: client, sock=sock), within)
         await asyncio.wait_for(asyncio.shield(client.opened), within)
     except BaseException:
         client.abort()
+        if sock is not None and client.transport is None:
+            sock.close()
         raise
     return client
