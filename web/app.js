@@ -245,6 +245,7 @@ async function joinRoom() {
 
 function closeRoom() {
   state.roomTicket++;
+  $("chat-view").classList.remove("room-open");
   dropSocket(false);
   const old = state.room;
   for (const [clientId, { body }] of state.outbox) {
@@ -271,6 +272,7 @@ function closeRoom() {
 
 async function openRoom(roomId) {
   closeRoom();
+  $("chat-view").classList.add("room-open"); // at phone width, the room replaces the list
   const ticket = state.roomTicket;
   show("no-room", false);
   show("room-pane", true);
@@ -700,6 +702,7 @@ function start() {
   $("more-rooms").addEventListener("click", () => loadRooms(true));
   $("create-room-form").addEventListener("submit", createRoom);
   $("join-button").addEventListener("click", joinRoom);
+  $("back-button").addEventListener("click", () => $("chat-view").classList.remove("room-open"));
   $("load-older").addEventListener("click", loadOlder);
   $("scroller").addEventListener("scroll", () => scroller().scrollTop < 60 && loadOlder());
   $("composer").addEventListener("submit", submitMessage);

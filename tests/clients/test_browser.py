@@ -162,3 +162,66 @@ def test_the_api_docs_list_the_operations_with_no_network_beyond_the_server(
     page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
     assert blocked == []
     assert problems == []
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_at_phone_width_the_room_list_and_the_chat_are_views_of_their_own(
+    chromium: Any, server: Server
+) -> None:
+    from playwright.sync_api import expect
+
+    problems: list[str] = []
+    bob = register(server, "bob")
+    news = create_room(server, bob, "news")
+    post_message(server, bob, news["id"], "welcome to the news")
+    register(server, "alice")
+    context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.goto(f"{server.http_url}/")
+    page.fill("#username", "alice")
+    page.fill("#password", PASSWORD)
+    page.click("#login-button")
+    expect(page.locator("#me")).to_have_text("Alice")
+
+    # The room list is the whole screen; the chat is not squeezed beside it.
+    expect(page.locator("#sidebar")).to_be_visible()
+    assert page.locator("#sidebar").bounding_box()["width"] >= PHONE["width"] - 1
+    expect(page.locator("#room")).to_be_hidden()
+
+    # Opening a room shows the chat full width, with a way back.
+    page.fill("#new-room-name", "pocket")
+    page.click("#create-room-button")
+    expect(page.locator("#connection")).to_have_text("online")
+    expect(page.locator("#sidebar")).to_be_hidden()
+    expect(page.locator("#back-button")).to_be_visible()
+    box = page.locator("#message-input").bounding_box()
+    assert box["width"] >= 300, box
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= PHONE["width"]
+    assert box["y"] + box["height"] <= PHONE["height"]  # on screen, not below the fold
+    send = page.locator("#send-button").bounding_box()
+    assert send["x"] + send["width"] <= PHONE["width"]
+
+    page.locator("#message-input").tap()
+    page.locator("#message-input").press_sequentially("typed on a phone")
+    page.locator("#send-button").tap()
+    expect(page.locator("#messages .body")).to_have_text(["typed on a phone"])
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-phone.png"))
+
+    # Back to the list, which is the whole screen again; another room opens from it.
+    page.locator("#back-button").tap()
+    expect(page.locator("#sidebar")).to_be_visible()
+    expect(page.locator("#room")).to_be_hidden()
+    page.fill("#room-search", "news")
+    page.locator("#room-list li", has_text="news").tap()
+    expect(page.locator("#messages .body")).to_have_text(["welcome to the news"])
+    expect(page.locator("#join-button")).to_be_visible()
+    assert page.locator("#join-button").bounding_box()["width"] > 0
+    expect(page.locator("#sidebar")).to_be_hidden()
+    context.close()
+    assert problems == []
