@@ -108,11 +108,16 @@ def forbidden_character(ch: str) -> bool:
     return category == "Cs" or (category == "Cc" and ch not in "\t\n\r")
 
 
+def blank(value: str) -> bool:
+    """Only white space and format characters (Cf), which a body may not be (API.md v2)."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value)
+
+
 def valid_body(value: Any) -> bool:
     return (
         isinstance(value, str)
         and 1 <= len(value) <= MAX_BODY
-        and value.strip() != ""
+        and not blank(value)
         and not any(forbidden_character(ch) for ch in value)
     )
 
@@ -226,7 +231,7 @@ body_text = st.text(
     ),
     min_size=1,
     max_size=60,
-).filter(str.strip)
+).filter(lambda text: not blank(text))
 valid_bodies = st.one_of(
     body_text,
     st.sampled_from(["x" * MAX_BODY, "<b>bold</b> & 'quotes'", "tab\there", " padded "]),
