@@ -22,12 +22,12 @@ import asyncio
 import contextlib
 import logging
 import uuid
-import weakref
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from messaging.loops import PerLoop
 from messaging.presence import refresh_interval
 from messaging.sockets import SocketAccessCheck, socket_access_check, socket_rooms_last_seq
 
@@ -213,20 +213,16 @@ class Hub:
                     logger.warning("catching a socket up failed: %r", error)
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+_hubs = PerLoop(Hub)
 
 
 def get_hub() -> Hub:
     """The hub of the running event loop (one per server process)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = Hub()
-    return hub
+    return _hubs.get()
 
 
 async def close_hub(*, leave_groups: bool = True) -> None:
     """Closes the running loop's hub, if it has one."""
-    hub = _hubs.pop(asyncio.get_running_loop(), None)
+    hub = _hubs.pop()
     if hub is not None:
         await hub.close(leave_groups=leave_groups)

@@ -19,11 +19,12 @@ The transport's own limits (unsent bytes, queued frames) are in ``config.transpo
 
 import asyncio
 import time
-import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from django.conf import settings
+
+from messaging.loops import PerLoop
 
 TYPING_INTERVAL = 1.0
 
@@ -125,15 +126,9 @@ class ProcessLimits:
         self.addresses = SocketCount()
 
 
-_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProcessLimits] = (
-    weakref.WeakKeyDictionary()
-)
+_limits = PerLoop(ProcessLimits)
 
 
 def get_process_limits() -> ProcessLimits:
-    """Those of the running event loop (one per server process), as ``get_hub``."""
-    loop = asyncio.get_running_loop()
-    limits = _limits.get(loop)
-    if limits is None:
-        limits = _limits[loop] = ProcessLimits()
-    return limits
+    """Those of the running event loop (one per server process)."""
+    return _limits.get()

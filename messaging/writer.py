@@ -11,13 +11,13 @@ storing and acknowledging never wait for the channel layer.
 
 import asyncio
 import logging
-import weakref
 from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
 
 from messaging import events
+from messaging.loops import PerLoop
 from messaging.services import MessageDraft
 from messaging.sockets import Broadcasts, socket_send_messages
 
@@ -129,15 +129,9 @@ class MessageWriter:
             self.draining = None
 
 
-_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MessageWriter] = (
-    weakref.WeakKeyDictionary()
-)
+_writers = PerLoop(MessageWriter)
 
 
 def get_writer() -> MessageWriter:
     """The writer of the running event loop (one per server process)."""
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        writer = _writers[loop] = MessageWriter()
-    return writer
+    return _writers.get()
