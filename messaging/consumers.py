@@ -510,8 +510,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if event["user_id"] == self.user.pk:
             await self._close_from_server(CLOSE_FORBIDDEN)
 
-    async def on_event_user_deactivated(self, event: dict[str, Any]) -> None:
-        await self._close_from_server(CLOSE_UNAUTHORIZED, "user deactivated")
+    async def on_event_user_signed_out(self, event: dict[str, Any]) -> None:
+        await self._close_from_server(CLOSE_UNAUTHORIZED, event["reason"])
 
     # Re-checks, from the hub and on auth frames -------------------------------------
 

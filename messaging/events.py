@@ -162,17 +162,19 @@ def broadcast_member_removed(room_id: int, user_id: int) -> None:
     _to_room(room_id, {"type": "member.removed", "user_id": user_id})
 
 
+def _sign_out(user_id: int, reason: str) -> None:
+    """Every socket of that user closes with 4401, ``reason`` in its close frame."""
+    event = {"type": "user.signed_out", "reason": reason}
+    _send_after_commit([(user_group_name(user_id), event)])
+
+
 def broadcast_user_deactivated(user_id: int) -> None:
-    """That user's sockets close with 4401."""
-    _send_after_commit([(user_group_name(user_id), {"type": "user.deactivated"})])
+    _sign_out(user_id, "user deactivated")
 
 
 def broadcast_user_sessions_revoked(user_id: int) -> None:
-    """Every token of that user was revoked: their sockets close with 4401.
-
-    The event sockets already answer that way for a deactivated user, so it is sent as is.
-    """
-    _send_after_commit([(user_group_name(user_id), {"type": "user.deactivated"})])
+    """Every token of that user was revoked (a password change, log out everywhere)."""
+    _sign_out(user_id, "signed out everywhere")
 
 
 async def send_typing(*, room_id: int, user: User, is_typing: bool) -> None:

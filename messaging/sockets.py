@@ -99,7 +99,7 @@ class SocketAccessCheck:
     """Which open sockets' users may still be in their rooms, read in one query.
 
     Revocation does not rest on one broadcast (``member.removed``, ``room.deleted``,
-    ``user.deactivated``): a lost one is caught here.
+    ``user.signed_out``): a lost one is caught here.
     """
 
     rooms: frozenset[int]  # the rooms that still exist
