@@ -20,10 +20,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             detail = {"detail": " ".join(exc.messages)}
         exc = exceptions.ValidationError(detail=detail)
     elif isinstance(exc, RateLimited):
-        # A user's limit in a room (sends, edits, room updates): 429 with Retry-After.
+        # A user's limit in a room (sends, edits, room updates): 429 with Retry-After,
+        # for every view that lets it through.
         exc = exceptions.Throttled(
             wait=max(1, math.ceil(exc.retry_after)),
-            detail="You are changing this room faster than it allows.",
+            detail="You are sending or changing faster than this room allows.",
         )
     return drf_exception_handler(exc, context)
 

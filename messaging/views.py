@@ -1,4 +1,3 @@
-import math
 from typing import Any
 
 from django.db.models import QuerySet
@@ -17,21 +16,12 @@ from messaging.serializers import MessageEditSerializer, MessageInputSerializer,
 from messaging.services import (
     MessageNotEditable,
     NotAMember,
-    RateLimited,
     message_create,
     message_delete,
     message_update,
 )
 from rooms.models import Room
 from rooms.selectors import membership_get, room_get_visible
-
-
-def _throttled(limited: RateLimited) -> exceptions.Throttled:
-    return exceptions.Throttled(
-        wait=max(1, math.ceil(limited.retry_after)),
-        detail="You are sending faster than this room allows.",
-    )
-
 
 BAD_REQUEST = OpenApiResponse(
     OpenApiTypes.OBJECT,
@@ -96,8 +86,6 @@ class RoomMessageViewSet(
         serializer.is_valid(raise_exception=True)
         try:
             result = message_create(room=room, author=request.user, **serializer.validated_data)
-        except RateLimited as limited:
-            raise _throttled(limited) from None
         except NotAMember:
             raise exceptions.PermissionDenied("Join the room to send messages to it.") from None
         except Room.DoesNotExist:
