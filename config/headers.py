@@ -1,14 +1,14 @@
 """Headers of the files WhiteNoise serves (the web client at ``/``, admin assets).
 
 WhiteNoise answers before Django's middleware runs, so ``XFrameOptionsMiddleware`` never
-sees these responses. ``frame-ancestors`` only works in a header (a ``<meta>`` CSP
-ignores it), so the page's policy is sent here as well as in ``web/index.html``.
-Imported by the settings: it imports nothing of Django's.
+sees these responses. The page's policy lives here only, as a header: ``frame-ancestors``
+works in no ``<meta>`` tag, and one copy cannot drift from another. Imported by the
+settings: it imports nothing of Django's.
 """
 
 from typing import Any
 
-# web/index.html's <meta> policy, plus what only a header can say.
+# Everything from this server; no inline script or style can run; no page may frame it.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
