@@ -54,6 +54,17 @@ class UserSerializer(serializers.ModelSerializer[User]):
         read_only_fields = ["id", "username", "date_joined"]
 
 
+def password_field(**kwargs: Any) -> serializers.CharField:
+    """A password as the API takes it: write-only, never trimmed, at most 256 characters."""
+    return serializers.CharField(
+        max_length=PASSWORD_MAX_LENGTH,
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        **kwargs,
+    )
+
+
 class RegisterSerializer(serializers.Serializer[Any]):
     """A new account: username, password and an optional display name."""
 
@@ -66,13 +77,7 @@ class RegisterSerializer(serializers.Serializer[Any]):
         help_text="1-150 letters, digits and @.+-_; unique without regard to case "
         "(full Unicode case folding).",
     )
-    password = serializers.CharField(
-        max_length=PASSWORD_MAX_LENGTH,
-        write_only=True,
-        trim_whitespace=False,
-        style={"input_type": "password"},
-        help_text="Checked by the server's password validators.",
-    )
+    password = password_field(help_text="Checked by the server's password validators.")
     display_name = serializers.CharField(
         max_length=DISPLAY_NAME_MAX_LENGTH,
         required=False,
@@ -128,19 +133,8 @@ class LogoutSerializer(serializers.Serializer[Any]):
 class PasswordChangeSerializer(serializers.Serializer[Any]):
     """The current password and the new one."""
 
-    old_password = serializers.CharField(
-        max_length=PASSWORD_MAX_LENGTH,
-        write_only=True,
-        trim_whitespace=False,
-        style={"input_type": "password"},
-    )
-    new_password = serializers.CharField(
-        max_length=PASSWORD_MAX_LENGTH,
-        write_only=True,
-        trim_whitespace=False,
-        style={"input_type": "password"},
-        help_text="Checked by the server's password validators.",
-    )
+    old_password = password_field()
+    new_password = password_field(help_text="Checked by the server's password validators.")
 
 
 class PasswordChangeErrorSerializer(serializers.Serializer[Any]):
