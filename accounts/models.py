@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from accounts.validators import NAME_VALIDATORS, fold_case
+from accounts.validators import NAME_VALIDATORS, fold_before_save, fold_case
 
 USERNAME_TAKEN = "A user with that username already exists."
 
@@ -63,8 +63,5 @@ class User(AbstractUser):
             raise ValidationError({"username": USERNAME_TAKEN}, code="unique")
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.username_folded = fold_case(self.username)
-        update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "username" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "username_folded"}
+        fold_before_save(self, "username", "username_folded", kwargs)
         super().save(*args, **kwargs)

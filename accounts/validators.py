@@ -4,6 +4,7 @@ two names are the same."""
 import functools
 import re
 import unicodedata
+from typing import Any
 
 from django.core.exceptions import ValidationError
 
@@ -72,3 +73,12 @@ def fold_case(value: str) -> str:
     In Python, not in SQL: SQLite's LOWER folds only ASCII, PostgreSQL's knows no ``ß``.
     """
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+
+
+def fold_before_save(instance: Any, source: str, folded: str, save_kwargs: dict[str, Any]) -> None:
+    """For a model's ``save()``: sets ``folded`` to ``fold_case(source)``, and saves it
+    too whenever ``update_fields`` names ``source``. The unique key is on ``folded``."""
+    setattr(instance, folded, fold_case(getattr(instance, source)))
+    update_fields = save_kwargs.get("update_fields")
+    if update_fields is not None and source in update_fields:
+        save_kwargs["update_fields"] = {*update_fields, folded}

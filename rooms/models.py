@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from accounts.validators import NAME_VALIDATORS, fold_case
+from accounts.validators import NAME_VALIDATORS, fold_before_save
 
 NAME_TAKEN = "A room with that name already exists."
 
@@ -47,10 +47,7 @@ class Room(models.Model):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.name_folded = fold_case(self.name)
-        update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "name" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "name_folded"}
+        fold_before_save(self, "name", "name_folded", kwargs)
         super().save(*args, **kwargs)
 
 
