@@ -7,7 +7,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from config.asgi import application
-from rooms.models import Room
+from rooms.models import Membership, Room
+from tests.factories import UserFactory
 
 ORIGIN = (b"origin", b"http://localhost")
 TIMEOUT = 3
@@ -39,6 +40,14 @@ async def close_code(communicator: WebsocketCommunicator) -> int | None:
             return output.get("code")
 
 
+async def close_code_after_open(socket: WebsocketCommunicator) -> int | None:
+    """Reads an open socket until the server closes it; the close code."""
+    while True:
+        output = await socket.receive_output(timeout=TIMEOUT)
+        if output["type"] == "websocket.close":
+            return output.get("code")
+
+
 async def receive_until(communicator: WebsocketCommunicator, frame_type: str) -> dict[str, Any]:
     """The next frame of ``frame_type``, skipping others (presence and the like)."""
     while True:
@@ -48,6 +57,14 @@ async def receive_until(communicator: WebsocketCommunicator, frame_type: str) ->
 
 
 Connect = Callable[[Room, User], Awaitable[WebsocketCommunicator]]
+
+
+@pytest.fixture
+def member(room: Room) -> User:
+    """A member of ``room`` other than its owner."""
+    member = UserFactory.create()
+    Membership.objects.create(room=room, user=member)
+    return member
 
 
 @pytest.fixture

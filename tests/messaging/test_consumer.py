@@ -4,7 +4,6 @@ from unittest import mock
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import OperationalError
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -20,27 +19,13 @@ from tests.messaging.conftest import (
     TIMEOUT,
     Connect,
     close_code,
+    close_code_after_open,
     communicator_for,
     receive_until,
 )
 
 # Consumers touch the database from worker threads, so tests need real commits.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def member(room: Room) -> User:
-    member = UserFactory.create()
-    Membership.objects.create(room=room, user=member)
-    return member
-
-
-async def close_code_after_open(socket: WebsocketCommunicator) -> int | None:
-    """Reads an open socket until the server closes it; the close code."""
-    while True:
-        output = await socket.receive_output(timeout=TIMEOUT)
-        if output["type"] == "websocket.close":
-            return output.get("code")
 
 
 async def stored_count(room: Room) -> int:

@@ -4,7 +4,6 @@ from unittest import mock
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing import WebsocketCommunicator
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
@@ -14,7 +13,7 @@ from messaging.hub import get_hub
 from messaging.sockets import SocketAccessCheck, socket_access_check, socket_rooms_last_seq
 from rooms.models import Membership, Room
 from tests.factories import MessageFactory, RoomFactory, UserFactory
-from tests.messaging.conftest import TIMEOUT, Connect, receive_until
+from tests.messaging.conftest import TIMEOUT, Connect, close_code_after_open, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,19 +88,6 @@ async def test_a_socket_that_fails_to_take_an_event_does_not_stop_the_others() -
     assert received == ["still here"]
 
 
-async def closed_with(socket: WebsocketCommunicator) -> int | None:
-    while (output := await socket.receive_output(timeout=TIMEOUT))["type"] != "websocket.close":
-        pass
-    return output.get("code")
-
-
-@pytest.fixture
-def member(room: Room) -> User:
-    member = UserFactory.create()
-    Membership.objects.create(room=room, user=member)
-    return member
-
-
 # Revocation without its broadcast (the layer was away when it was sent) ------------
 
 
@@ -114,7 +100,7 @@ async def test_a_member_removed_unannounced_is_closed_with_4403_at_the_next_main
 
     await get_hub().maintain()
 
-    assert await closed_with(member_socket) == 4403
+    assert await close_code_after_open(member_socket) == 4403
     await owner_socket.send_json_to({"type": "ping"})
     assert (await receive_until(owner_socket, "pong"))["type"] == "pong"
 
@@ -131,7 +117,7 @@ async def test_an_unannounced_room_deletion_or_deactivation_closes_at_the_next_m
 
     await get_hub().maintain()
 
-    assert await closed_with(socket) == code
+    assert await close_code_after_open(socket) == code
 
 
 async def test_the_hub_re_checks_all_its_sockets_in_one_query(

@@ -15,9 +15,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import User
 from config.asgi import application
 from messaging.models import Message
-from rooms.models import Membership, Room
+from rooms.models import Room
 from tests.conftest import bearer
-from tests.factories import MessageFactory, UserFactory
+from tests.factories import MessageFactory
 from tests.messaging.conftest import (
     ORIGIN,
     TIMEOUT,
@@ -29,20 +29,6 @@ from tests.messaging.conftest import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def member(room: Room) -> User:
-    member = UserFactory.create()
-    Membership.objects.create(room=room, user=member)
-    return member
-
-
-async def next_close(socket: WebsocketCommunicator) -> dict[str, object]:
-    while True:
-        output = await socket.receive_output(timeout=TIMEOUT)
-        if output["type"] == "websocket.close":
-            return output
 
 
 # Frames ------------------------------------------------------------------------------

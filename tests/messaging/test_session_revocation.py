@@ -12,7 +12,7 @@ from accounts.models import User
 from config.asgi import application
 from rooms.models import Room
 from tests.factories import TEST_PASSWORD
-from tests.messaging.conftest import ORIGIN, TIMEOUT, close_code
+from tests.messaging.conftest import ORIGIN, TIMEOUT, close_code, close_code_after_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,11 +46,9 @@ async def open_socket(room: Room, access: str) -> WebsocketCommunicator:
 
 
 async def next_close(communicator: WebsocketCommunicator) -> int | None:
-    while True:
-        output = await communicator.receive_output(timeout=TIMEOUT)
-        if output["type"] == "websocket.close":
-            await communicator.disconnect()
-            return output.get("code")
+    code = await close_code_after_open(communicator)
+    await communicator.disconnect()  # the socket is ours, not the connect fixture's
+    return code
 
 
 REVOKING = [
