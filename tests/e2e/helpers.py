@@ -127,6 +127,10 @@ def register(server: Server, username: str) -> Account:
     )
 
 
+def register_all(server: Server, *usernames: str) -> list[Account]:
+    return [register(server, username) for username in usernames]
+
+
 def log_in(server: Server, account: Account) -> Account:
     """Obtain a fresh token pair with the password, as a returning client does."""
     answer = server.request(
@@ -218,23 +222,30 @@ async def send(socket: ClientConnection, frame: dict[str, Any]) -> None:
     await socket.send(json.dumps(frame))
 
 
-async def close_code(socket: ClientConnection) -> int:
-    """Reads until the server closes the socket; returns the close code it sent.
+async def close_frame(socket: ClientConnection, within: float = RECEIVE_TIMEOUT) -> tuple[int, str]:
+    """Reads (and drops) frames until the server closes the socket; the code and reason
+    of the close frame it sent.
 
     websockets raises ``ConnectionClosed``, whose ``rcvd`` is the server's close frame.
     """
     frames = []
     try:
-        async with asyncio.timeout(RECEIVE_TIMEOUT):
+        async with asyncio.timeout(within):
             while True:
                 frames.append(await socket.recv())
     except ConnectionClosed as closed:
         received = closed.rcvd
     except TimeoutError:
-        raise AssertionError(f"still open after {RECEIVE_TIMEOUT} s; frames: {frames}") from None
+        raise AssertionError(f"still open after {within} s; frames: {frames[-5:]}") from None
     if received is None:
-        raise AssertionError(f"closed without a close frame; frames before: {frames}")
-    return received.code
+        raise AssertionError(f"closed without a close frame; frames before: {frames[-5:]}")
+    return received.code, received.reason
+
+
+async def close_code(socket: ClientConnection) -> int:
+    """Reads until the server closes the socket; returns the close code it sent."""
+    code, _ = await close_frame(socket)
+    return code
 
 
 async def assert_nothing_pending(socket: ClientConnection, settle: float = 0.2) -> None:

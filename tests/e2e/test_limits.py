@@ -19,13 +19,13 @@ from websockets.frames import Frame, Opcode
 from tests.e2e.conftest import StartServer
 from tests.e2e.helpers import (
     HOST,
-    Account,
     Server,
+    close_frame,
     create_room,
     join_room,
     open_socket,
     receive,
-    register,
+    register_all,
     send,
 )
 
@@ -47,19 +47,6 @@ def rss_mib(server: Server) -> float:
     return int(line.split()[1]) / 1024
 
 
-async def closed_with(socket: ClientConnection, within: float) -> tuple[int, str]:
-    """Reads (and drops) frames until the server's close frame; its code and reason."""
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                await socket.recv()
-    except ConnectionClosed as closed:
-        received = closed.rcvd
-    if received is None:
-        raise AssertionError("closed without a close frame")
-    return received.code, received.reason
-
-
 async def ack_time(socket: ClientConnection, client_id: str) -> float:
     started = time.monotonic()
     await send(socket, {"type": "message.send", "body": "still here", "client_id": client_id})
@@ -69,15 +56,11 @@ async def ack_time(socket: ClientConnection, client_id: str) -> float:
             return time.monotonic() - started
 
 
-def people(server: Server, *names: str) -> list[Account]:
-    return [register(server, name) for name in names]
-
-
 async def test_a_socket_pipelining_sends_is_refused_then_closed_and_bystanders_are_served(
     start_server: StartServer,
 ) -> None:
     server = start_server(env=DEFAULT_LIMITS)
-    attacker, bystander = await asyncio.to_thread(people, server, "mallory", "bob")
+    attacker, bystander = await asyncio.to_thread(register_all, server, "mallory", "bob")
     attack_room = (await asyncio.to_thread(create_room, server, attacker, "flood"))["id"]
     quiet_room = (await asyncio.to_thread(create_room, server, bystander, "quiet"))["id"]
     body = "x" * 4000
@@ -100,7 +83,7 @@ async def test_a_socket_pipelining_sends_is_refused_then_closed_and_bystanders_a
         pumping = asyncio.create_task(pipeline())
         await asyncio.sleep(0.5)
         waits = [await ack_time(calm, f"b{index}") for index in range(5)]
-        code, reason = await closed_with(flood, within=20)
+        code, reason = await close_frame(flood, within=20)
         await pumping
 
         assert code == 4429, (code, reason)
@@ -120,7 +103,7 @@ async def test_a_socket_pipelining_sends_is_refused_then_closed_and_bystanders_a
 
 async def test_a_socket_that_never_reads_is_closed_with_4408(start_server: StartServer) -> None:
     server = start_server(env={"CHAT_MAX_UNSENT_BYTES": str(256 * 1024)})
-    talker, sleeper = await asyncio.to_thread(people, server, "talker", "sleeper")
+    talker, sleeper = await asyncio.to_thread(register_all, server, "talker", "sleeper")
     room = (await asyncio.to_thread(create_room, server, talker, "busy"))["id"]
     await asyncio.to_thread(join_room, server, sleeper, room)
     rss_before = rss_mib(server)
@@ -161,7 +144,7 @@ async def test_a_socket_that_never_reads_is_closed_with_4408(start_server: Start
         assert offline["user"]["id"] == sleeper.id
         assert rss_mib(server) - rss_before < 60
         # The sleeper wakes up: behind what was waiting for it is the close frame.
-        code, reason = await closed_with(asleep, within=10)
+        code, reason = await close_frame(asleep, within=10)
         assert (code, reason) == (4408, "not reading")
 
 
@@ -169,7 +152,7 @@ async def test_the_server_pings_on_a_timer_whatever_the_client_sends(
     start_server: StartServer,
 ) -> None:
     server = start_server(args=["--ping-interval", "1", "--ping-timeout", "1"])
-    (alice,) = await asyncio.to_thread(people, server, "alice")
+    (alice,) = await asyncio.to_thread(register_all, server, "alice")
     room = (await asyncio.to_thread(create_room, server, alice, "pings"))["id"]
 
     async with open_socket(server, room, token=alice.access) as socket:
@@ -197,29 +180,29 @@ async def keep_sending_pings(socket: ClientConnection, within: float) -> None:
 
 
 async def test_a_frame_over_the_transport_limit_closes_with_1009(server: Server) -> None:
-    (alice,) = await asyncio.to_thread(people, server, "alice")
+    (alice,) = await asyncio.to_thread(register_all, server, "alice")
     room = (await asyncio.to_thread(create_room, server, alice, "big"))["id"]
 
     async with open_socket(server, room, token=alice.access) as socket:
         assert (await receive(socket))["type"] == "hello"
         await send(socket, {"type": "message.send", "body": "y" * 70_000})
-        code, _ = await closed_with(socket, within=5)
+        code, _ = await close_frame(socket, within=5)
 
     assert code == 1009  # before: the TCP connection was dropped (1006), with no code
 
 
 async def test_close_frames_say_why(server: Server) -> None:
-    alice, bob = await asyncio.to_thread(people, server, "alice", "bob")
+    alice, bob = await asyncio.to_thread(register_all, server, "alice", "bob")
     room = (await asyncio.to_thread(create_room, server, alice, "members"))["id"]
 
     async with open_socket(server, room, token=bob.access) as outsider:
-        assert await closed_with(outsider, within=5) == (4403, "not a member")
+        assert await close_frame(outsider, within=5) == (4403, "not a member")
     async with open_socket(server, room, token="not-a-token") as anonymous:
-        assert await closed_with(anonymous, within=5) == (4401, "not authenticated")
+        assert await close_frame(anonymous, within=5) == (4401, "not authenticated")
 
 
 async def test_paths_without_a_slash_or_without_a_socket(server: Server) -> None:
-    (alice,) = await asyncio.to_thread(people, server, "alice")
+    (alice,) = await asyncio.to_thread(register_all, server, "alice")
     room = (await asyncio.to_thread(create_room, server, alice, "paths"))["id"]
     headers = {"Authorization": f"Bearer {alice.access}"}
     base = f"ws://{HOST}:{server.port}"
@@ -230,7 +213,7 @@ async def test_paths_without_a_slash_or_without_a_socket(server: Server) -> None
 
     for path in ("/ws/rooms/abc/", "/ws/rooms/", "/ws/nothing/", f"/ws/rooms/{'9' * 30}/"):
         async with connect(f"{base}{path}", additional_headers=headers, proxy=None) as ws:
-            assert await closed_with(ws, within=5) == (4404, "no such socket"), path
+            assert await close_frame(ws, within=5) == (4404, "no such socket"), path
 
     # Refused cleanly: no traceback (the server fixture fails the test on one), a line
     # at INFO for each.

@@ -33,6 +33,7 @@ from tests.e2e.helpers import (
     post_message,
     receive,
     register,
+    register_all,
 )
 from tests.scale.conftest import RedisServer
 from tests.scale.helpers import (
@@ -248,7 +249,7 @@ async def test_a_hung_redis_delays_no_acknowledgement_and_sockets_catch_up_after
         allow_errors=True,  # the broadcasts that time out are logged
         env={"CHAT_REFRESH_SECONDS": str(REFRESH_SECONDS), "CHAT_PUBLISH_TIMEOUT_SECONDS": "1.0"},
     )
-    alice, bob = [await asyncio.to_thread(register, server, name) for name in ("alice", "bob")]
+    alice, bob = await asyncio.to_thread(register_all, server, "alice", "bob")
     room_id = (await asyncio.to_thread(create_room, server, alice, "general"))["id"]
     await asyncio.to_thread(join_room, server, bob, room_id)
 
@@ -302,7 +303,7 @@ async def test_open_sockets_in_a_quiet_room_catch_up_after_redis_comes_back_empt
         allow_errors=True,  # the lost broadcasts are logged with their tracebacks
         env={"CHAT_REFRESH_SECONDS": str(REFRESH_SECONDS)},
     )
-    alice, bob = [await asyncio.to_thread(register, server, name) for name in ("alice", "bob")]
+    alice, bob = await asyncio.to_thread(register_all, server, "alice", "bob")
     room_id = (await asyncio.to_thread(create_room, server, alice, "quiet"))["id"]
     await asyncio.to_thread(join_room, server, bob, room_id)
 
@@ -349,7 +350,7 @@ async def test_a_member_removed_while_redis_is_down_hears_nothing_more_of_the_pr
         allow_errors=True,  # the lost broadcasts are logged with their tracebacks
         env={"CHAT_REFRESH_SECONDS": str(REFRESH_SECONDS)},
     )
-    alice, bob = [await asyncio.to_thread(register, server, name) for name in ("alice", "bob")]
+    alice, bob = await asyncio.to_thread(register_all, server, "alice", "bob")
     created = await asyncio.to_thread(
         server.request,
         "POST",
