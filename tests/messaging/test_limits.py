@@ -102,6 +102,41 @@ async def test_typing_reaches_the_room_at_most_once_a_second_whatever_it_says(
     assert [frame["is_typing"] for frame in later] == [False]
 
 
+@override_settings(CHAT_FRAME_RATE=0.01, CHAT_FRAME_BURST=2, CHAT_FLOOD_CLOSE_FRAMES=3)
+async def test_frames_queued_behind_a_flooding_close_are_never_handled(
+    connect: Connect, room: Room, user: User
+) -> None:
+    socket = await connect(room, user)
+    # All in the socket's queue before the consumer reads any: two handled, three
+    # refused (the third closes the socket), then sends that must come to nothing.
+    for _ in range(5):
+        await socket.send_json_to({"type": "ping"})
+    for index in range(5):
+        await socket.send_json_to(
+            {"type": "message.send", "body": "late", "client_id": f"l{index}"}
+        )
+
+    while (output := await socket.receive_output(timeout=TIMEOUT))["type"] != "websocket.close":
+        pass
+    assert output["code"] == 4429
+    await asyncio.sleep(0.3)  # had any of the sends been handled, it would be stored by now
+    assert await Message.objects.filter(room=room).acount() == 0
+
+
+async def test_typing_counts_per_user_over_all_of_their_sockets(
+    connect: Connect, room: Room, user: User, member: User
+) -> None:
+    phone = await connect(room, user)
+    laptop = await connect(room, user)
+    other = await connect(room, member)
+
+    for socket in (phone, laptop, phone, laptop):
+        await socket.send_json_to({"type": "typing", "is_typing": True})
+
+    first = await typing_frames(other, within=0.5)
+    assert len(first) == 1
+
+
 # Socket counts -------------------------------------------------------------------------
 
 

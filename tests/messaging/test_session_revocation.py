@@ -100,3 +100,15 @@ async def test_an_auth_frame_with_a_token_from_before_is_refused(room: Room, use
     await socket.send_json_to({"type": "auth", "token": fresh["access"]})
     assert (await socket.receive_json_from(timeout=TIMEOUT))["type"] == "auth.ok"
     await socket.disconnect()
+
+
+async def test_a_socket_closed_by_logging_out_everywhere_says_why(room: Room, user: User) -> None:
+    login = await database_sync_to_async(log_in)(user)
+    socket = await open_socket(room, login["access"])
+
+    await database_sync_to_async(post_as)(login["access"], "/api/v1/auth/logout/all/", {})
+
+    while (output := await socket.receive_output(timeout=TIMEOUT))["type"] != "websocket.close":
+        pass
+    assert (output["code"], output["reason"]) == (4401, "signed out everywhere")
+    await socket.disconnect()
