@@ -212,3 +212,25 @@ async def test_concurrent_senders_on_two_servers_are_heard_in_seq_order_everywhe
     # What every socket heard is what is stored.
     for frames in received.values():
         assert [f["message"] for f in of_type(frames, "message.new")] == stored
+
+
+async def test_the_per_user_socket_limit_counts_over_both_processes(
+    postgres: None, redis_url: str, start_server: StartServer
+) -> None:
+    limit = {"CHAT_MAX_SOCKETS_PER_USER": "2"}
+    server_a, server_b = start_server(env=limit), start_server(env=limit)
+    alice = await asyncio.to_thread(register, server_a, "alice")
+    room_id = (await asyncio.to_thread(create_room, server_a, alice, "general"))["id"]
+
+    async with (
+        open_socket(server_a, room_id, token=alice.access) as first,
+        open_socket(server_b, room_id, token=alice.access) as second,
+    ):
+        for socket in (first, second):
+            assert (await receive(socket))["type"] == "hello"
+        # The third, on either process, is one too many.
+        for server in (server_a, server_b):
+            async with open_socket(server, room_id, token=alice.access) as third:
+                assert await close_code(third) == 4429
+        await assert_nothing_pending(first)  # the two that fit stay open
+        await assert_nothing_pending(second)
