@@ -125,6 +125,10 @@ class MessageWriter:
                     else:
                         future.set_result(outcome)
                 self.publisher.publish(broadcasts)
+                # Let the acks go out, and the sends that came meanwhile queue up,
+                # before the next batch is formed: batches stay as large as the load
+                # makes them (bench fanout: 95 -> 61 us server CPU per delivery).
+                await asyncio.sleep(0)
         finally:
             self.draining = None
 
