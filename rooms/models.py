@@ -2,6 +2,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.validators import NAME_VALIDATORS, fold_before_save
@@ -17,8 +18,9 @@ class Room(models.Model):
         PRIVATE = "private"
 
     name = models.CharField(max_length=64, validators=NAME_VALIDATORS)
-    # fold_case(name), kept by save(): names are unique under full Unicode case folding,
-    # as usernames are, whatever the database's LOWER does.
+    # fold_case(name), kept by save(): the names of public rooms are unique under full
+    # Unicode case folding, as usernames are, whatever the database's LOWER does.
+    # Private rooms may share a name, so that a clash never reveals one.
     name_folded = models.TextField(editable=False)
     topic = models.CharField(max_length=256, blank=True, validators=NAME_VALIDATORS)
     visibility = models.CharField(
@@ -37,6 +39,7 @@ class Room(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["name_folded"],
+                condition=Q(visibility="public"),
                 name="rooms_room_name_folded_unique",
                 violation_error_message=NAME_TAKEN,
             ),

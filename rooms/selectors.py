@@ -42,9 +42,10 @@ def room_list_visible(*, user: User) -> QuerySet[Room]:
 
 
 def room_name_taken(*, name: str, exclude_pk: int | None = None) -> bool:
-    """Whether another room has this name under full Unicode case folding (the database
-    constraint has the final word)."""
-    rooms = Room.objects.filter(name_folded=fold_case(name))
+    """Whether another public room has this name under full Unicode case folding (the
+    database constraint has the final word). Private rooms never count: they may share
+    a name, and a clash with one would tell that it exists."""
+    rooms = Room.objects.filter(name_folded=fold_case(name), visibility=Room.Visibility.PUBLIC)
     if exclude_pk is not None:
         rooms = rooms.exclude(pk=exclude_pk)
     return rooms.exists()

@@ -94,7 +94,8 @@ class RoomInputSerializer(serializers.Serializer[Any]):
         max_length=NAME_MAX_LENGTH,
         validators=NAME_VALIDATORS,
         help_text="1-64 characters after trimming, no control or invisible format "
-        "characters; unique without regard to case (full Unicode case folding).",
+        "characters; unique among public channels without regard to case (full "
+        "Unicode case folding); private rooms may share a name.",
     )
     topic = serializers.CharField(
         max_length=TOPIC_MAX_LENGTH,

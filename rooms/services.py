@@ -31,18 +31,20 @@ _MAX_SEQ = 2**63 - 1
 
 
 def _room_save_checked(*, room: Room) -> None:
-    """Validate ``room``'s fields and save it; a name clash under case folding is a 400."""
+    """Validate ``room``'s fields and save it; a public room whose name clashes under case
+    folding with another public room's is a 400 (private rooms may share names)."""
     room.name = room.name.strip()
     room.topic = room.topic.strip()
     room.full_clean(exclude=["owner", "last_seq", "last_activity_at"], validate_constraints=False)
-    if room_name_taken(name=room.name, exclude_pk=room.pk):
+    public = room.visibility == Room.Visibility.PUBLIC
+    if public and room_name_taken(name=room.name, exclude_pk=room.pk):
         raise ValidationError({"name": [NAME_TAKEN]})
     try:
         # A savepoint, so the surrounding transaction survives the clash of a race.
         with transaction.atomic():
             room.save()
     except IntegrityError as exc:
-        if room_name_taken(name=room.name, exclude_pk=room.pk):
+        if public and room_name_taken(name=room.name, exclude_pk=room.pk):
             raise ValidationError({"name": [NAME_TAKEN]}) from exc
         raise
 
