@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from rooms.models import NAME_TAKEN, Membership, Room
 from rooms.selectors import room_name_taken
-from rooms.services import membership_remove, room_delete, room_join, room_update
+from rooms.services import membership_remove, room_delete, room_update
 
 
 class MembershipInline(admin.TabularInline[Membership, Room]):
@@ -74,7 +74,9 @@ class RoomAdmin(admin.ModelAdmin[Room]):
             )
         else:
             super().save_model(request, obj, form, change)
-            room_join(room=obj, user=obj.owner)  # the owner is always a member
+            # The owner is always a member (not through room_join, which refuses a
+            # private room to anyone not yet in it, its owner included).
+            Membership.objects.create(room=obj, user=obj.owner)
 
     def delete_model(self, request: HttpRequest, obj: Room) -> None:
         room_delete(room=obj)

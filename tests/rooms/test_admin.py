@@ -24,15 +24,16 @@ def test_admin_lists_and_opens_rooms_and_memberships(
         assert admin_client.get(url).status_code == 200, url
 
 
+@pytest.mark.parametrize("visibility", ["public", "private"])
 def test_a_room_added_in_the_admin_has_its_owner_as_member(
-    admin_client: Client, user: User
+    admin_client: Client, user: User, visibility: str
 ) -> None:
     response = admin_client.post(
         "/admin/rooms/room/add/",
         {
             "name": "from-admin",
             "topic": "",
-            "visibility": "public",
+            "visibility": visibility,
             "owner": user.pk,
             "created_at_0": "2026-01-01",
             "created_at_1": "00:00:00",
@@ -42,7 +43,7 @@ def test_a_room_added_in_the_admin_has_its_owner_as_member(
     )
 
     assert response.status_code == 302, response.content
-    room = Room.objects.get(name="from-admin")
+    room = Room.objects.get(name="from-admin", visibility=visibility)
     assert list(room.memberships.values_list("user", flat=True)) == [user.pk]
 
 
