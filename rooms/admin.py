@@ -27,7 +27,8 @@ class MembershipInline(admin.TabularInline[Membership, Room]):
 
 
 class RoomAdminForm(forms.ModelForm[Room]):
-    """The room form, refusing a name taken under case folding as a field error.
+    """The room form, refusing a public room's name taken by another public room under
+    case folding as a field error (private rooms may share names, as in the API).
 
     The constraint is on ``name_folded``, which the form does not show, so the form's own
     constraint checks skip it and a clash would reach the database as an IntegrityError.
@@ -38,10 +39,16 @@ class RoomAdminForm(forms.ModelForm[Room]):
         fields = ["name", "topic", "visibility", "owner", "created_at"]
 
     def clean_name(self) -> str:
-        name = str(self.cleaned_data["name"]).strip()
-        if room_name_taken(name=name, exclude_pk=self.instance.pk):
-            raise forms.ValidationError(NAME_TAKEN, code="unique")
-        return name
+        return str(self.cleaned_data["name"]).strip()
+
+    def clean(self) -> dict[str, Any]:
+        # Here, not in clean_name: whether the name may be shared depends on visibility.
+        cleaned_data = super().clean()
+        name = cleaned_data.get("name")
+        public = cleaned_data.get("visibility") == Room.Visibility.PUBLIC
+        if name and public and room_name_taken(name=name, exclude_pk=self.instance.pk):
+            self.add_error("name", forms.ValidationError(NAME_TAKEN, code="unique"))
+        return cleaned_data
 
 
 @admin.register(Room)

@@ -8,6 +8,8 @@ from unittest import mock
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -235,3 +237,87 @@ def test_the_constraint_refuses_making_a_room_public_under_a_taken_name(user: Us
 
     private.refresh_from_db()
     assert private.visibility == "private"
+
+
+# ADMIN
+
+
+def admin_add(admin_client: Client, owner: User, **fields: str) -> HttpResponse:
+    return admin_client.post(
+        "/admin/rooms/room/add/",
+        {
+            "topic": "",
+            "visibility": "public",
+            "owner": owner.pk,
+            "created_at_0": "2026-01-01",
+            "created_at_1": "00:00:00",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+            **fields,
+        },
+    )
+
+
+def admin_change(admin_client: Client, room: Room, **fields: str) -> HttpResponse:
+    return admin_client.post(
+        f"/admin/rooms/room/{room.pk}/change/",
+        {
+            "name": room.name,
+            "topic": room.topic,
+            "visibility": room.visibility,
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "1",
+            "memberships-0-id": room.memberships.get().pk,
+            "memberships-0-room": room.pk,
+            **fields,
+        },
+    )
+
+
+def test_the_admin_adds_a_private_room_under_a_public_channels_name(
+    admin_client: Client, user: User
+) -> None:
+    RoomFactory.create(name="Straße")
+
+    response = admin_add(admin_client, user, name="STRASSE", visibility="private")
+
+    assert response.status_code == 302, response.content
+    assert Room.objects.filter(name="STRASSE", visibility="private").exists()
+
+
+def test_the_admin_adds_a_public_channel_under_a_private_rooms_name(
+    admin_client: Client, user: User
+) -> None:
+    RoomFactory.create(name="Straße", visibility="private")
+
+    response = admin_add(admin_client, user, name="STRASSE")
+
+    assert response.status_code == 302, response.content
+    assert Room.objects.filter(name="STRASSE", visibility="public").exists()
+
+
+def test_the_admin_refuses_to_make_a_room_public_under_a_taken_name(
+    admin_client: Client, user: User
+) -> None:
+    RoomFactory.create(name="Straße")
+    private = RoomFactory.create(name="strasse", owner=user, visibility="private")
+
+    response = admin_change(admin_client, private, visibility="public")
+
+    assert response.status_code == 200  # the form again, with the error on the name
+    assert response.context["adminform"].form.errors == NAME_TAKEN
+    private.refresh_from_db()
+    assert private.visibility == "private"
+
+
+def test_the_admin_renames_a_private_room_to_a_public_channels_name(
+    admin_client: Client, user: User
+) -> None:
+    RoomFactory.create(name="Straße")
+    private = RoomFactory.create(owner=user, visibility="private")
+
+    response = admin_change(admin_client, private, name="STRASSE")
+
+    assert response.status_code == 302, response.content
+    private.refresh_from_db()
+    assert private.name == "STRASSE"
