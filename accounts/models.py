@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from accounts.validators import NAME_VALIDATORS, fold_before_save, fold_case
+from common.text import NAME_VALIDATORS, fold_before_save, fold_case
 
 USERNAME_TAKEN = "A user with that username already exists."
 

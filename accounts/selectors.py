@@ -1,7 +1,7 @@
 from django.db.models import QuerySet
 
 from accounts.models import User
-from accounts.validators import fold_case
+from common.text import fold_case
 
 
 def user_list() -> QuerySet[User]:

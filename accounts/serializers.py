@@ -15,7 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import USERNAME_TAKEN, User
 from accounts.selectors import user_username_taken
 from accounts.tokens import SessionRefreshToken, token_is_current
-from accounts.validators import NAME_VALIDATORS
+from common.text import NAME_VALIDATORS
 
 USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length
 DISPLAY_NAME_MAX_LENGTH = User._meta.get_field("display_name").max_length

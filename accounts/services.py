@@ -1,5 +1,3 @@
-from functools import partial
-
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -9,10 +7,10 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts import events
 from accounts.models import USERNAME_TAKEN, User
 from accounts.selectors import user_username_taken
 from accounts.tokens import SessionRefreshToken
-from messaging.events import broadcast_user_deactivated, broadcast_user_sessions_revoked
 
 OLD_PASSWORD_WRONG = "The current password is not correct."  # noqa: S105 (a message)
 
@@ -69,7 +67,7 @@ def user_set_active(*, user: User, is_active: bool) -> User:
     user.is_active = is_active
     user.save(update_fields=["is_active"])
     if not is_active:
-        transaction.on_commit(partial(broadcast_user_deactivated, user.pk))
+        events.publish_user_deactivated(user.pk)
     return user
 
 
@@ -108,7 +106,7 @@ def user_sessions_revoke(*, user: User) -> None:
     BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=token) for token in live], ignore_conflicts=True
     )
-    transaction.on_commit(partial(broadcast_user_sessions_revoked, user.pk))
+    events.publish_user_sessions_revoked(user.pk)
 
 
 @transaction.atomic

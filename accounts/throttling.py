@@ -25,7 +25,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
-from accounts.validators import fold_case
+from common.text import fold_case
 
 logger = logging.getLogger(__name__)
 

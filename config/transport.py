@@ -15,7 +15,7 @@ transport can do, and this module does them (API.md, "Limits"):
 - **Inbound queue.** daphne queues every inbound frame for the application without
   bound. A socket with more than ``CHAT_MAX_QUEUED_FRAMES`` frames waiting is closed
   with 4429, and when a socket closes, the frames still queued are dropped, never
-  handled (the consumer's own per-socket limit is in ``messaging.limits``).
+  handled (the consumer's own per-socket limit is in ``realtime.limits``).
 - **Close frames.** autobahn drops the TCP connection without a close frame for a frame
   over daphne's ``--websocket-max-message-size`` (clients saw 1006 and resent the same
   frame forever); here it closes with 1009. And daphne drops the reason an application
@@ -34,10 +34,10 @@ from typing import Any
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
 
+from realtime.frames import CLOSE_NOT_READING, CLOSE_TOO_MANY
+
 logger = logging.getLogger(__name__)
 
-CLOSE_NOT_READING = 4408
-CLOSE_FLOODING = 4429
 # How long a socket closed here keeps its TCP connection for the closing handshake, so
 # that a client busy writing (or reading what waited for it) still gets the close frame
 # rather than a reset. autobahn's default is one second.
@@ -108,7 +108,7 @@ class LimitedWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]
         queue = getattr(self, "application_queue", None)
         if queue is not None and queue.qsize() >= settings.CHAT_MAX_QUEUED_FRAMES:
             logger.info("closing a socket of %s: too many frames queued", self.client_addr)
-            self._close_here(CLOSE_FLOODING, "too many frames queued")
+            self._close_here(CLOSE_TOO_MANY, "too many frames queued")
             return
         super().onMessage(payload, isBinary)
         self.last_ping = last_ping

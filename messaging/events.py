@@ -1,186 +1,105 @@
-"""Channel-layer group naming and fan-out: the only module that sends to the layer.
+"""The events of a room's messages, as sockets receive them through ``realtime``.
 
-Services call the sync functions through ``transaction.on_commit``, so clients never
-hear of a change that was rolled back; the WebSocket writer sends its batches' events
-itself once they are committed (``send_events``); the consumer calls the async ones for
-what is never stored (typing, presence). Each event that reaches sockets verbatim carries its
-frame already encoded as JSON, so a broadcast is serialized once, not once per socket.
+Every change to a room's messages (new, edited, deleted; reactions later) is one
+``message.changes`` event on the room's group: ``frames`` of ``[rev, seq, text]``, the
+frame already encoded once for every socket, ``seq`` the new message's position for a
+``message.new`` frame and 0 for the others. Sockets deliver them in ``rev`` order
+(``realtime.ordering``). Services publish after commit; the WebSocket writer hands its
+committed batches to its ``Publisher``; typing and presence, never stored, go at once.
 """
 
-import asyncio
-import json
-import logging
-from typing import Any
-
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.conf import settings
+from typing import Any, Literal, TypedDict
 
 from accounts.models import User
 from accounts.serializers import user_brief
 from messaging.models import Message
 from messaging.serializers import message_payload
+from realtime import publish
+from realtime.frames import encode_frame
+from realtime.groups import room_group
 
-logger = logging.getLogger(__name__)
+MESSAGE_CHANGES = "message.changes"
 
-
-def room_group_name(room_id: int) -> str:
-    return f"room.{room_id}"
-
-
-def user_group_name(user_id: int) -> str:
-    """Every socket of one user, whatever its room."""
-    return f"user.{user_id}"
+# [rev, seq, text]: seq is the new message's for message.new, else 0.
+ChangeFrame = list[Any]
 
 
-def encode_frame(frame: dict[str, Any]) -> str:
-    text = json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate, echoed from a client's own frame (its client_id), cannot
-        # travel in a text frame: daphne would fail the socket with 1011. As an escape
-        # it is still the same JSON string.
-        return json.dumps(frame, ensure_ascii=True, separators=(",", ":"))
-    return text
+class MessageChangesEvent(TypedDict):
+    type: Literal["message.changes"]
+    frames: list[ChangeFrame]
 
 
-async def group_send(room_id: int, event: dict[str, Any]) -> None:
-    await _send_to_group(room_group_name(room_id), event)
+class UserFrameEvent(TypedDict):
+    """Typing and presence: the frame, and whose it is (not sent back to them)."""
+
+    type: Literal["typing", "presence"]
+    user_id: int
+    text: str
 
 
-async def _send_to_group(group: str, event: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    assert layer is not None
-    # The group travels with the event: each process's hub reads one channel for all
-    # of its groups and hands the event to the sockets of this one (messaging.hub).
-    # A hung Redis answers nothing until its socket timeout (30 s): give up sooner,
-    # so that nothing waiting on a send (a REST request, a socket's frame) waits long.
-    # A timeout context, not wait_for: no task per send on the busiest path.
-    async with asyncio.timeout(settings.CHAT_PUBLISH_TIMEOUT_SECONDS):
-        await layer.group_send(group, {**event, "group": group})
+def message_new_text(message: Message) -> str:
+    return encode_frame({"type": "message.new", "message": message_payload(message)})
 
 
-async def send_events(sends: list[tuple[str, dict[str, Any]]]) -> None:
-    """Sends ``(group, event)`` pairs, for changes that are already committed.
+def message_updated_text(message: Message) -> str:
+    return encode_frame({"type": "message.updated", "message": message_payload(message)})
 
-    Each group's events leave in order; different groups' go out concurrently (a batch
-    of sends in fifty rooms is fifty channel-layer round trips, not one after another).
-    A failing layer must not raise: the change is committed either way, and a client
-    that misses an event sees a gap in ``seq`` (or reconnects) and catches up through
-    ``?after=`` (API.md, Guarantees).
-    """
-    by_group: dict[str, list[dict[str, Any]]] = {}
-    for group, event in sends:
-        by_group.setdefault(group, []).append(event)
 
-    async def send_in_order(group: str, group_events: list[dict[str, Any]]) -> None:
-        for event in group_events:
-            await _send_to_group(group, event)
-
-    results = await asyncio.gather(
-        *(send_in_order(group, group_events) for group, group_events in by_group.items()),
-        return_exceptions=True,
+def message_deleted_text(message: Message) -> str:
+    return encode_frame(
+        {
+            "type": "message.deleted",
+            "message_id": message.pk,
+            "room": message.room_id,
+            "seq": message.seq,
+            "rev": message.rev,
+        }
     )
-    for group, result in zip(by_group, results, strict=True):
-        if isinstance(result, Exception):
-            logger.error(
-                "channel layer send failed for %s",
-                [event["type"] for event in by_group[group]],
-                exc_info=result,
-            )
 
 
-def _send_after_commit(sends: list[tuple[str, dict[str, Any]]]) -> None:
-    """``send_events`` from synchronous code (``transaction.on_commit``): one hop to the loop.
-
-    The caller (a REST request) waits for it, so at most ``CHAT_PUBLISH_TIMEOUT_SECONDS``
-    per event of a room when the layer hangs.
-    """
-    async_to_sync(send_events)(sends)
-
-
-def _to_room(room_id: int, event: dict[str, Any]) -> None:
-    _send_after_commit([(room_group_name(room_id), event)])
-
-
-def message_new_events(messages: list[Message]) -> list[tuple[str, dict[str, Any]]]:
+def messages_created_sends(messages: list[Message]) -> list[tuple[str, MessageChangesEvent]]:
     """``message.new`` for the messages, one event per room with their frames in order.
 
     A batch reaches each process once per room, not once per message: one channel-layer
-    message (one Redis round trip) where there were dozens, and each frame is encoded
-    once for every socket. The event's ``frames`` are ``[seq, text]`` pairs.
+    message (one Redis round trip) where there were dozens.
     """
-    frames_by_room: dict[int, list[list[Any]]] = {}
+    frames_by_room: dict[int, list[ChangeFrame]] = {}
     for message in messages:
-        text = encode_frame({"type": "message.new", "message": message_payload(message)})
-        frames_by_room.setdefault(message.room_id, []).append([message.seq, text])
+        frame: ChangeFrame = [message.rev, message.seq, message_new_text(message)]
+        frames_by_room.setdefault(message.room_id, []).append(frame)
     return [
-        (room_group_name(room_id), {"type": "message.new", "frames": frames})
+        (room_group(room_id), {"type": "message.changes", "frames": frames})
         for room_id, frames in frames_by_room.items()
     ]
 
 
-def broadcast_messages_created(messages: list[Message]) -> None:
-    _send_after_commit(message_new_events(messages))
+def _changed(message: Message, text: str) -> None:
+    event: MessageChangesEvent = {"type": "message.changes", "frames": [[message.rev, 0, text]]}
+    publish.publish_on_commit(room_group(message.room_id), event)
 
 
-def broadcast_message_updated(message: Message) -> None:
-    text = encode_frame({"type": "message.updated", "message": message_payload(message)})
-    _to_room(message.room_id, {"type": "message.updated", "text": text})
+def publish_messages_created(messages: list[Message]) -> None:
+    """After commit: ``message.new`` for each of ``messages``."""
+    publish.publish_many_on_commit(messages_created_sends(messages))
 
 
-def broadcast_message_deleted(*, message_id: int, room_id: int) -> None:
-    text = encode_frame({"type": "message.deleted", "message_id": message_id, "room": room_id})
-    _to_room(room_id, {"type": "message.deleted", "text": text})
+def publish_message_updated(message: Message) -> None:
+    """After commit: ``message.updated`` with the message as it is now."""
+    _changed(message, message_updated_text(message))
 
 
-def broadcast_room_updated(room_id: int, *, room: dict[str, Any], last_seq: int) -> None:
-    """The room's name, topic or visibility changed.
-
-    ``room`` is the Room as anyone sees it, without the per-user fields; each socket
-    adds its own user's (role, unread count from ``last_seq``) from what it holds, so
-    no socket reads the database for it.
-    """
-    _to_room(room_id, {"type": "room.updated", "room": room, "last_seq": last_seq})
-
-
-def broadcast_read_updated(user_id: int, room_id: int, seq: int) -> None:
-    """The user's read marker in the room moved to ``seq``: their sockets hear of it."""
-    event = {"type": "read.updated", "room": room_id, "seq": seq}
-    _send_after_commit([(user_group_name(user_id), event)])
-
-
-def broadcast_room_deleted(room_id: int) -> None:
-    """Sockets in the room send ``room.deleted`` and close with 4404."""
-    _to_room(room_id, {"type": "room.deleted", "room": room_id})
-
-
-def broadcast_member_removed(room_id: int, user_id: int) -> None:
-    """That user's sockets in the room close with 4403."""
-    _to_room(room_id, {"type": "member.removed", "user_id": user_id})
-
-
-def _sign_out(user_id: int, reason: str) -> None:
-    """Every socket of that user closes with 4401, ``reason`` in its close frame."""
-    event = {"type": "user.signed_out", "reason": reason}
-    _send_after_commit([(user_group_name(user_id), event)])
-
-
-def broadcast_user_deactivated(user_id: int) -> None:
-    _sign_out(user_id, "user deactivated")
-
-
-def broadcast_user_sessions_revoked(user_id: int) -> None:
-    """Every token of that user was revoked (a password change, log out everywhere)."""
-    _sign_out(user_id, "signed out everywhere")
+def publish_message_deleted(message: Message) -> None:
+    """After commit: ``message.deleted`` (the message's id, room, seq and new rev)."""
+    _changed(message, message_deleted_text(message))
 
 
 async def send_typing(*, room_id: int, user: User, is_typing: bool) -> None:
     text = encode_frame({"type": "typing", "user": user_brief(user), "is_typing": is_typing})
-    await group_send(room_id, {"type": "typing", "user_id": user.pk, "text": text})
+    event: UserFrameEvent = {"type": "typing", "user_id": user.pk, "text": text}
+    await publish.publish(room_group(room_id), event)
 
 
 async def send_presence(*, room_id: int, user: User, status: str) -> None:
     text = encode_frame({"type": "presence", "user": user_brief(user), "status": status})
-    await group_send(room_id, {"type": "presence", "user_id": user.pk, "text": text})
+    event: UserFrameEvent = {"type": "presence", "user_id": user.pk, "text": text}
+    await publish.publish(room_group(room_id), event)

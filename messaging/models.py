@@ -14,6 +14,8 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages"
     )
     seq = models.PositiveBigIntegerField()
+    # The room's revision at the message's latest change (API.md, Revisions).
+    rev = models.PositiveBigIntegerField()
     body = models.TextField(max_length=4000, blank=True)
     client_id = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
@@ -24,6 +26,9 @@ class Message(models.Model):
         constraints = [
             # Also the index that keyset pagination walks, in both directions.
             models.UniqueConstraint(fields=["room", "seq"], name="messaging_message_room_seq"),
+            # Each revision belongs to one message at a time; the index that
+            # ``changes/?after=`` and the sockets' gap fill walk.
+            models.UniqueConstraint(fields=["room", "rev"], name="messaging_message_room_rev"),
             models.UniqueConstraint(
                 fields=["room", "author", "client_id"],
                 condition=~Q(client_id=""),

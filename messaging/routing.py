@@ -1,6 +1,7 @@
 from django.urls import URLPattern, re_path
 
-from messaging.consumers import ChatConsumer, NoRouteConsumer
+from messaging.consumers import ChatConsumer
+from realtime.consumer import NoRouteConsumer
 
 websocket_urlpatterns: list[URLPattern] = [
     # The trailing slash is optional: clients written by hand leave it off. Ids have at

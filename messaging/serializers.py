@@ -4,11 +4,11 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefSerializer, user_brief_of
-from accounts.validators import has_forbidden_characters, is_blank
+from common.text import has_forbidden_characters, is_blank
+from common.times import iso_datetime
 from messaging.models import Message
 
 MAX_BODY_LENGTH = 4000
@@ -38,14 +38,6 @@ def validate_body(value: str) -> str:
     return value
 
 
-def iso_datetime(value: datetime | None) -> str | None:
-    """As DRF's ``DateTimeField`` shows it: ISO 8601 in the current time zone, UTC as Z."""
-    if value is None:
-        return None
-    text = timezone.localtime(value).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 def message_payload(message: Message) -> dict[str, Any]:
     """``MessageSerializer``'s output, built directly.
 
@@ -58,6 +50,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         message.pk,
         message.room_id,
         message.seq,
+        message.rev,
         author.pk,
         author.username,
         author.display_name,
@@ -74,6 +67,7 @@ _MESSAGE_COLUMNS = (
     "id",
     "room_id",
     "seq",
+    "rev",
     "author_id",
     "author__username",
     "author__display_name",
@@ -98,6 +92,7 @@ def _message_dict(
     message_id: int,
     room_id: int,
     seq: int,
+    rev: int,
     author_id: int,
     username: str,
     display_name: str,
@@ -111,6 +106,7 @@ def _message_dict(
         "id": message_id,
         "room": room_id,
         "seq": seq,
+        "rev": rev,
         "author": user_brief_of(author_id, username, display_name),
         "body": body,
         "client_id": client_id or None,
@@ -133,6 +129,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "id",
             "room",
             "seq",
+            "rev",
             "author",
             "body",
             "client_id",

@@ -2,7 +2,6 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -130,7 +129,7 @@ def message_create_many(drafts: Sequence[MessageDraft], *, broadcast: bool = Tru
         created = _store_with_originals(drafts, outcomes)
     _answer_refused_repeats(drafts, outcomes)
     if created and broadcast:
-        transaction.on_commit(partial(events.broadcast_messages_created, created))
+        events.publish_messages_created(created)
     assert all(outcome is not None for outcome in outcomes)
     return outcomes  # type: ignore[return-value]
 
@@ -190,12 +189,16 @@ def _store(
         # locks are held, so created_at follows seq too. Rooms are locked before
         # memberships, each in id order, on every path that locks both.
         room_ids = sorted({drafts[index].room_id for index in pending})
-        last_seqs = dict(
+        counters = (
             Room.objects.select_for_update()
             .filter(pk__in=room_ids)
             .order_by("pk")
-            .values_list("pk", "last_seq")
+            .values_list("pk", "last_seq", "last_rev")
         )
+        last_seqs: dict[int, int] = {}
+        last_revs: dict[int, int] = {}
+        for pk, last_seq, last_rev in counters:
+            last_seqs[pk], last_revs[pk] = last_seq, last_rev
         memberships = {
             (m.room_id, m.user_id): m
             for m in Membership.objects.select_for_update()
@@ -224,6 +227,7 @@ def _store(
                 outcomes[index] = limited
                 continue
             seq = last_seqs[draft.room_id] = last_seqs[draft.room_id] + 1
+            last_revs[draft.room_id] += 1
             message = Message(
                 room_id=draft.room_id,
                 author=draft.author,
@@ -231,6 +235,7 @@ def _store(
                 body=draft.body,
                 client_id=draft.client_id,
                 created_at=now,
+                rev=last_revs[draft.room_id],
             )
             membership.last_read_seq = max(membership.last_read_seq, seq)
             senders[membership.pk] = membership
@@ -243,8 +248,8 @@ def _store(
             touched = {message.room_id for message in created}
             _update_rows(
                 Room,
-                ["last_seq", "last_activity_at"],
-                [(pk, last_seqs[pk], now) for pk in sorted(touched)],
+                ["last_seq", "last_rev", "last_activity_at"],
+                [(pk, last_seqs[pk], last_revs[pk], now) for pk in sorted(touched)],
             )
             _update_rows(
                 Membership,
@@ -257,36 +262,77 @@ def _store(
     return created
 
 
+def room_lock_revision(room_id: int) -> int:
+    """Locks the room's row, its counter, and returns its newest revision.
+
+    Every change to a room's messages takes the next revision in its transaction, with
+    the room's row locked, so revisions follow commit order with no gaps (API.md,
+    Revisions). Lock the room before anything else the change locks (memberships,
+    messages). Raises ``Room.DoesNotExist`` when the room is gone.
+    """
+    last_rev = (
+        Room.objects.select_for_update()
+        .filter(pk=room_id)
+        .values_list("last_rev", flat=True)
+        .first()
+    )
+    if last_rev is None:
+        raise Room.DoesNotExist
+    return last_rev
+
+
+def message_revise(message: Message, *, last_rev: int, where: Q, **changes: Any) -> bool:
+    """Applies ``changes`` to ``message`` as the room's next revision, if its row still
+    matches ``where``; whether it did. A change that does not apply takes no revision.
+
+    The one way to change a stored message (edits, deletions, and the reactions to come):
+    call it in the change's transaction, after ``room_lock_revision``, then publish the
+    change after commit. ``message`` is updated in memory too.
+    """
+    rev = last_rev + 1
+    if not Message.objects.filter(where, pk=message.pk).update(rev=rev, **changes):
+        return False
+    Room.objects.filter(pk=message.room_id).update(last_rev=rev)
+    message.rev = rev
+    for field, value in changes.items():
+        setattr(message, field, value)
+    return True
+
+
 @transaction.atomic
 def message_update(*, message: Message, body: str) -> Message:
     """Replace a message's body; the caller has checked that the editor is its author.
 
     An edit draws on the author's limit in the room, as a send does (``rooms.limits``):
     raises ``RateLimited``, or ``NotAMember`` once the author has left the room, with
-    nothing changed. An edit to the body it already has changes nothing and tells no one.
+    nothing changed. An edit to the body it already has changes nothing, takes no
+    revision and tells no one.
     """
+    last_rev = room_lock_revision(message.room_id)
     if membership_spend_token(room_id=message.room_id, user_id=message.author_id) is None:
         raise NotAMember
-    now = timezone.now()
     # Conditional, so an edit racing a delete can never bring the body back.
-    changed = Message.objects.filter(pk=message.pk, is_deleted=False).exclude(body=body)
-    if not changed.update(body=body, edited_at=now):
+    editable = Q(is_deleted=False) & ~Q(body=body)
+    if not message_revise(
+        message, last_rev=last_rev, where=editable, body=body, edited_at=timezone.now()
+    ):
         current = Message.objects.filter(pk=message.pk).values_list("is_deleted", flat=True)
         if current.first() is not False:
             raise MessageNotEditable
         return message  # the same body: nothing to store or broadcast
-    message.body = body
-    message.edited_at = now
-    transaction.on_commit(partial(events.broadcast_message_updated, message))
+    events.publish_message_updated(message)
     return message
 
 
+@transaction.atomic
 def message_delete(*, message: Message) -> None:
-    """Soft delete: the message keeps its id, seq and place, with an empty body."""
-    if not Message.objects.filter(pk=message.pk, is_deleted=False).update(body="", is_deleted=True):
-        return  # already deleted: nothing new to tell anyone
-    message.body = ""
-    message.is_deleted = True
-    transaction.on_commit(
-        partial(events.broadcast_message_deleted, message_id=message.pk, room_id=message.room_id)
-    )
+    """Soft delete: the message keeps its id, seq and place, with an empty body. A second
+    deletion changes nothing, takes no revision and tells no one."""
+    try:
+        last_rev = room_lock_revision(message.room_id)
+    except Room.DoesNotExist:
+        return  # gone with its room
+    if message_revise(
+        message, last_rev=last_rev, where=Q(is_deleted=False), body="", is_deleted=True
+    ):
+        events.publish_message_deleted(message)

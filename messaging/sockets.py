@@ -14,11 +14,11 @@ from django.db.models import FilteredRelation, OuterRef, Q, Subquery
 from accounts.models import User
 from accounts.serializers import user_brief, user_brief_of
 from messaging import events
-from messaging.selectors import message_list_page, user_list_brief
-from messaging.serializers import message_payload
-from messaging.services import MessageCreateResult, MessageDraft, message_create_many
+from messaging.events import ChangeFrame
+from messaging.models import Message
+from messaging.selectors import user_list_brief
 from rooms.models import Room
-from rooms.selectors import room_get_for_user
+from rooms.selectors import RoomForUser, room_get_for_user
 from rooms.serializers import room_payload
 from rooms.services import room_mark_read
 
@@ -31,7 +31,7 @@ class RoomAccess(enum.Enum):
     NOT_VISIBLE = "not_visible"  # no such room, or private and not the user's
 
 
-def socket_room(*, room_id: int, user: User) -> tuple[Room | None, RoomAccess]:
+def socket_room(*, room_id: int, user: User) -> tuple[RoomForUser | None, RoomAccess]:
     room = room_get_for_user(room_id=room_id, user=user)
     if room is None:
         return None, RoomAccess.NOT_VISIBLE
@@ -40,19 +40,20 @@ def socket_room(*, room_id: int, user: User) -> tuple[Room | None, RoomAccess]:
     return room, RoomAccess.MEMBER
 
 
-def socket_hello(*, room: Room, user: User, online_ids: list[int]) -> dict[str, Any]:
+def socket_hello(*, room: RoomForUser, user: User, online_ids: list[int]) -> dict[str, Any]:
     return {
         "type": "hello",
         "room": room_payload(room),
         "user": user_brief(user),
         "online": [user_brief_of(*row) for row in user_list_brief(user_ids=online_ids)],
-        "last_seq": room.last_seq,
+        "last_seq": room.room.last_seq,
+        "last_rev": room.room.last_rev,
     }
 
 
 def socket_open(
     *, room_id: int, user: User, online_ids: list[int]
-) -> tuple[Room | None, RoomAccess, dict[str, Any] | None]:
+) -> tuple[RoomForUser | None, RoomAccess, dict[str, Any] | None]:
     """All that opening a socket reads, in one thread hop: the room as ``user`` sees it,
     whether they may be in it, and (if they may) the ``hello`` frame."""
     room, access = socket_room(room_id=room_id, user=user)
@@ -61,37 +62,33 @@ def socket_open(
     return room, access, socket_hello(room=room, user=user, online_ids=online_ids)
 
 
-Acks = list[dict[str, Any] | Exception]
-Broadcasts = list[tuple[str, dict[str, Any]]]
-
-
-def socket_send_messages(drafts: list[MessageDraft]) -> tuple[Acks, Broadcasts]:
-    """Stores a batch of sends (``messaging.writer``).
-
-    Returns each draft's ack (the message as stored, or the exception that refused
-    it), and the ``message.new`` events of the messages it created, which the caller
-    sends to the channel layer: the transaction has committed when this returns.
-    """
-    outcomes = message_create_many(drafts, broadcast=False)
-    acks: Acks = [o if isinstance(o, Exception) else message_payload(o.message) for o in outcomes]
-    created = [o.message for o in outcomes if isinstance(o, MessageCreateResult) and o.created]
-    return acks, events.message_new_events(created)
-
-
 def socket_mark_read(*, room_id: int, user: User, seq: int) -> None:
     room_mark_read(room=Room(pk=room_id), user=user, seq=seq)
 
 
-def socket_messages_after(*, room_id: int, after: int) -> list[tuple[int, str]]:
-    """Stored messages after ``after``, each as its encoded ``message.new`` frame."""
-    page = message_list_page(room=Room(pk=room_id), after=after, limit=GAP_FILL_LIMIT)
-    return [
-        (
-            message.seq,
-            events.encode_frame({"type": "message.new", "message": message_payload(message)}),
-        )
-        for message in page
-    ]
+def socket_changes_after(*, room_id: int, after: int, known_seq: int) -> list[ChangeFrame]:
+    """The room's changes after revision ``after``, as a socket that has every message
+    up to ``known_seq`` delivers them: ``[rev, seq, frame]`` in ``rev`` order, as in a
+    ``message.changes`` event.
+
+    Each message comes once, in its current state, at its latest revision; one the
+    socket has never seen is a ``message.new`` (a deleted one too: its tombstone), the
+    others a ``message.updated`` or ``message.deleted``.
+    """
+    changed = (
+        Message.objects.filter(room_id=room_id, rev__gt=after)
+        .select_related("author")
+        .order_by("rev")[:GAP_FILL_LIMIT]
+    )
+    changes: list[ChangeFrame] = []
+    for message in changed:
+        if message.seq > known_seq:
+            changes.append([message.rev, message.seq, events.message_new_text(message)])
+        elif message.is_deleted:
+            changes.append([message.rev, 0, events.message_deleted_text(message)])
+        else:
+            changes.append([message.rev, 0, events.message_updated_text(message)])
+    return changes
 
 
 @dataclass(frozen=True)
@@ -136,6 +133,6 @@ def socket_access_check(*, sockets: Iterable[tuple[int, int]]) -> SocketAccessCh
     return SocketAccessCheck(frozenset(rooms), frozenset(members), frozenset(inactive))
 
 
-def socket_rooms_last_seq(*, room_ids: Iterable[int]) -> dict[int, int]:
-    """The newest ``seq`` of each of the rooms that still exist, in one query."""
-    return dict(Room.objects.filter(pk__in=set(room_ids)).values_list("pk", "last_seq"))
+def socket_rooms_last_rev(*, room_ids: Iterable[int]) -> dict[int, int]:
+    """The newest ``rev`` of each of the rooms that still exist, in one query."""
+    return dict(Room.objects.filter(pk__in=set(room_ids)).values_list("pk", "last_rev"))

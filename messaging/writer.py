@@ -5,88 +5,40 @@ wait for the next batch, which is stored in one transaction (``message_create_ma
 with one thread hop and a few queries whatever its size. A lone send goes out at once:
 batching adds no delay, it only forms under load. Each sender is answered only after
 the commit of its batch; the batch's messages are then handed to the process's
-``Publisher``, one channel-layer event per room, and the next batch is stored at once:
-storing and acknowledging never wait for the channel layer.
+``Publisher`` (``realtime.publish``), one channel-layer event per room, and the next
+batch is stored at once: storing and acknowledging never wait for the channel layer.
 """
 
 import asyncio
 import logging
-from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
 
-from messaging import events
-from messaging.loops import PerLoop
-from messaging.services import MessageDraft
-from messaging.sockets import Broadcasts, socket_send_messages
+from messaging.events import MESSAGE_CHANGES, messages_created_sends
+from messaging.serializers import message_payload
+from messaging.services import MessageCreateResult, MessageDraft, message_create_many
+from realtime.loops import PerLoop
+from realtime.publish import Publisher, Sends
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 200
-# Broadcasts (channel-layer events) waiting to be published, at most. Past it the
-# oldest are dropped: their messages are stored, and sockets fill the gap from the
-# database when the next broadcast shows it (API.md, Guarantees).
-PUBLISH_QUEUE_LIMIT = 1000
+
+Acks = list[dict[str, Any] | Exception]
 
 
-class Publisher:
-    """Publishes stored batches' broadcasts in order, off the store path, in a bounded queue.
+def store_batch(drafts: list[MessageDraft]) -> tuple[Acks, Sends]:
+    """Stores a batch of sends, in the database's thread: one transaction.
 
-    One task drains the queue: everything waiting goes out together, each room's events
-    in order and rooms concurrently (``events.send_events``), so this process publishes
-    each room's messages in ``seq`` order. Each send gives up after
-    ``CHAT_PUBLISH_TIMEOUT_SECONDS``, so a hung layer holds the queue, not the senders.
+    Returns each draft's ack (the message as stored, or the exception that refused it),
+    and the ``message.changes`` events of the messages it created, which the writer
+    publishes: the transaction has committed when this returns.
     """
-
-    def __init__(self, limit: int = PUBLISH_QUEUE_LIMIT) -> None:
-        self.limit = limit
-        self.queue: deque[tuple[str, dict[str, Any]]] = deque()
-        self.task: asyncio.Task[None] | None = None
-
-    def publish(self, broadcasts: Broadcasts) -> None:
-        self.queue.extend(broadcasts)
-        overflow = len(self.queue) - self.limit
-        if overflow > 0:
-            for _ in range(overflow):
-                self.queue.popleft()
-            logger.warning(
-                "publish queue full (%d): dropped the %d oldest broadcasts", self.limit, overflow
-            )
-        if self.queue and self.task is None:
-            self.task = asyncio.create_task(self._drain(), name="publisher")
-
-    async def _drain(self) -> None:
-        try:
-            while self.queue:
-                sends = _coalesced(list(self.queue))
-                self.queue.clear()
-                await events.send_events(sends)
-        finally:
-            self.task = None
-
-
-def _coalesced(sends: Broadcasts) -> Broadcasts:
-    """A backlog's ``message.new`` events of one room in as few events as possible.
-
-    After a slow spell the queue holds many small events per room, and each is one
-    channel-layer round trip: the backlog would only grow. Frames keep their order, and
-    an event of another type between two keeps its place.
-    """
-    merged: Broadcasts = []
-    open_events: dict[str, dict[str, Any]] = {}  # each room's last message.new, ours
-    for group, event in sends:
-        if event["type"] != "message.new":
-            open_events.pop(group, None)
-            merged.append((group, event))
-            continue
-        last = open_events.get(group)
-        if last is not None and len(last["frames"]) + len(event["frames"]) <= MAX_BATCH:
-            last["frames"].extend(event["frames"])
-            continue
-        event = open_events[group] = {**event, "frames": list(event["frames"])}
-        merged.append((group, event))
-    return merged
+    outcomes = message_create_many(drafts, broadcast=False)
+    acks: Acks = [o if isinstance(o, Exception) else message_payload(o.message) for o in outcomes]
+    created = [o.message for o in outcomes if isinstance(o, MessageCreateResult) and o.created]
+    return acks, messages_created_sends(created)
 
 
 class MessageWriter:
@@ -95,7 +47,7 @@ class MessageWriter:
     def __init__(self) -> None:
         self.queue: list[tuple[MessageDraft, asyncio.Future[dict[str, Any]]]] = []
         self.draining: asyncio.Task[None] | None = None
-        self.publisher = Publisher()
+        self.publisher = Publisher(coalesce=MESSAGE_CHANGES)
 
     async def submit(self, draft: MessageDraft) -> dict[str, Any]:
         """Stores ``draft``; the message as serialized, or the exception that refused it."""
@@ -109,9 +61,9 @@ class MessageWriter:
         try:
             while self.queue:
                 batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
-                broadcasts: Broadcasts = []
+                sends: Sends = []
                 try:
-                    outcomes, broadcasts = await database_sync_to_async(socket_send_messages)(
+                    outcomes, sends = await database_sync_to_async(store_batch)(
                         [draft for draft, _ in batch]
                     )
                 except Exception as error:  # the database is unreachable, say
@@ -124,7 +76,7 @@ class MessageWriter:
                         future.set_exception(outcome)
                     else:
                         future.set_result(outcome)
-                self.publisher.publish(broadcasts)
+                self.publisher.publish(sends)
                 # Let the acks go out, and the sends that came meanwhile queue up,
                 # before the next batch is formed: batches stay as large as the load
                 # makes them (bench fanout: 95 -> 61 us server CPU per delivery).

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.validators import NAME_VALIDATORS, fold_before_save
+from common.text import NAME_VALIDATORS, fold_before_save
 
 NAME_TAKEN = "A room with that name already exists."
 
@@ -33,6 +33,8 @@ class Room(models.Model):
     # Kept by messaging.services in the same transaction as each message: the seq of
     # the newest message, and when the room last saw one (the room list's order).
     last_seq = models.PositiveBigIntegerField(default=0)
+    # The room's newest revision: every change to its messages takes the next one.
+    last_rev = models.PositiveBigIntegerField(default=0)
     last_activity_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

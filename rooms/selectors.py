@@ -1,11 +1,15 @@
 """Reads about rooms. Visibility lives here and nowhere else.
 
-``room_list_for_user`` and ``room_get_for_user`` return rooms carrying every per-caller
-value that ``RoomSerializer`` shows (``member_count``, ``is_member``, ``role``,
-``unread_count`` and the last message), fetched in a constant number of queries
-whatever the number of rooms: for a list, one for the rooms and their counts, one for
-the last messages of the rooms actually loaded; for one room, three small ones.
+A room as one user sees it is a ``RoomForUser``: the room with every per-caller value
+that ``RoomSerializer`` shows (``member_count``, ``is_member``, ``role``,
+``unread_count``; the last message rides on the room, ``rooms.last_message``), fetched in
+a constant number of queries whatever the number of rooms: for a list
+(``room_list_for_user``, annotated), one for the rooms and their counts, one for the last
+messages of the rooms actually loaded; for one room (``room_get_for_user``), three small
+ones.
 """
+
+from dataclasses import dataclass
 
 from django.db.models import (
     BigIntegerField,
@@ -17,7 +21,6 @@ from django.db.models import (
     IntegerField,
     Max,
     OuterRef,
-    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -27,12 +30,32 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
-from accounts.validators import fold_case
-from messaging.models import Message
+from common.text import fold_case
+from rooms.last_message import attach_last_message, last_message_prefetch
 from rooms.models import Membership, Room
 
-# The attribute that the last-message prefetch fills: a list of zero or one Message.
-LAST_MESSAGES_ATTR = "last_messages"
+
+@dataclass(frozen=True, slots=True)
+class RoomForUser:
+    """One room as one user sees it."""
+
+    room: Room
+    member_count: int
+    is_member: bool
+    role: str | None  # "owner", "member", or None for a non-member
+    unread_count: int | None  # None for a non-member
+
+
+def room_for_user(room: Room) -> RoomForUser:
+    """A room of ``room_list_for_user``'s queryset, whose annotations hold these values."""
+    annotated = vars(room)
+    return RoomForUser(
+        room=room,
+        member_count=annotated["member_count"],
+        is_member=annotated["is_member"],
+        role=annotated["role"],
+        unread_count=annotated["unread_count"],
+    )
 
 
 def room_list_visible(*, user: User) -> QuerySet[Room]:
@@ -57,16 +80,6 @@ def room_get_visible(*, room_id: int, user: User) -> Room | None:
 
 def membership_get(*, room_id: int, user_id: int) -> Membership | None:
     return Membership.objects.filter(room_id=room_id, user_id=user_id).first()
-
-
-def _last_message_prefetch() -> "Prefetch[Message]":
-    # Runs once for all the rooms loaded: the messages whose seq is their room's
-    # last_seq, found through the (room, seq) unique index.
-    return Prefetch(
-        "messages",
-        queryset=Message.objects.filter(seq=F("room__last_seq")).select_related("author"),
-        to_attr=LAST_MESSAGES_ATTR,
-    )
 
 
 def _room_list_annotated(*, user: User) -> QuerySet[Room]:
@@ -94,14 +107,14 @@ def _room_list_annotated(*, user: User) -> QuerySet[Room]:
         )
         .filter(Q(visibility=Room.Visibility.PUBLIC) | Q(is_member=True))
         .select_related("owner")
-        .prefetch_related(_last_message_prefetch())
+        .prefetch_related(last_message_prefetch())
     )
 
 
 def room_list_for_user(
     *, user: User, joined: bool = False, search: str | None = None
 ) -> QuerySet[Room]:
-    """Rooms ``user`` may see, most recently active first, ready for ``RoomSerializer``.
+    """Rooms ``user`` may see, most recently active first, annotated for ``room_for_user``.
 
     ``joined`` keeps only the rooms ``user`` is a member of; ``search`` keeps the rooms
     whose name contains it, without regard to case.
@@ -114,7 +127,7 @@ def room_list_for_user(
     return rooms.order_by("-last_activity_at", "-id")
 
 
-def room_get_for_user(*, room_id: int, user: User) -> Room | None:
+def room_get_for_user(*, room_id: int, user: User) -> RoomForUser | None:
     """One room as ``user`` sees it (for ``RoomSerializer``), or None if they may not see it.
 
     The REST views and every WebSocket's ``hello`` build their Room from this. Three
@@ -130,27 +143,17 @@ def room_get_for_user(*, room_id: int, user: User) -> Room | None:
         count=Count("*"), last_read_seq=Max("last_read_seq", filter=Q(user=user))
     )
     last_read_seq = memberships["last_read_seq"]
-    room.is_member = last_read_seq is not None
-    if not room.is_member and room.visibility != Room.Visibility.PUBLIC:
+    is_member = last_read_seq is not None
+    if not is_member and room.visibility != Room.Visibility.PUBLIC:
         return None
-    room.member_count = memberships["count"]
-    room.unread_count = room.last_seq - last_read_seq if room.is_member else None
-    room.role = None
-    if room.is_member:
-        room.role = "owner" if room.owner_id == user.pk else "member"
-    last = Message.objects.select_related("author").filter(room_id=room_id, seq=room.last_seq)
-    setattr(room, LAST_MESSAGES_ATTR, list(last) if room.last_seq else [])
-    return room
-
-
-def room_last_message(*, room: Room) -> Message | None:
-    """The newest message of ``room``, from the prefetch when the room came with one."""
-    prefetched: list[Message] | None = getattr(room, LAST_MESSAGES_ATTR, None)
-    if prefetched is not None:
-        return prefetched[0] if prefetched else None
-    if room.last_seq == 0:
-        return None
-    return Message.objects.select_related("author").filter(room=room, seq=room.last_seq).first()
+    attach_last_message(room)
+    return RoomForUser(
+        room=room,
+        member_count=memberships["count"],
+        is_member=is_member,
+        role=("owner" if room.owner_id == user.pk else "member") if is_member else None,
+        unread_count=room.last_seq - last_read_seq if is_member else None,
+    )
 
 
 def membership_list_for_room(*, room: Room) -> QuerySet[Membership]:

@@ -4,20 +4,21 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefSerializer, user_brief
-from accounts.validators import NAME_VALIDATORS
-from messaging.serializers import MessageSerializer, iso_datetime, message_payload
+from common.text import NAME_VALIDATORS
+from common.times import iso_datetime
+from rooms.last_message import last_message_payload, last_message_schema
 from rooms.models import Membership, Room
-from rooms.selectors import room_last_message
+from rooms.selectors import RoomForUser, room_for_user
 
 NAME_MAX_LENGTH = 64
 TOPIC_MAX_LENGTH = 256
 ROLE_CHOICES = ["owner", "member"]
 
 
-def room_payload(room: Room) -> dict[str, Any]:
+def room_payload(view: RoomForUser) -> dict[str, Any]:
     """``RoomSerializer``'s output, built directly: every socket's ``hello`` and every
     room list shows rooms. A test holds the two equal."""
-    last_message = room_last_message(room=room)
+    room = view.room
     return {
         "id": room.pk,
         "name": room.name,
@@ -25,19 +26,20 @@ def room_payload(room: Room) -> dict[str, Any]:
         "visibility": str(room.visibility),
         "owner": user_brief(room.owner),
         "created_at": iso_datetime(room.created_at),
-        "member_count": room.member_count,
-        "is_member": room.is_member,
-        "role": room.role,
-        "unread_count": room.unread_count,
-        "last_message": None if last_message is None else message_payload(last_message),
+        "member_count": view.member_count,
+        "is_member": view.is_member,
+        "role": view.role,
+        "unread_count": view.unread_count,
+        "last_message": last_message_payload(room),
     }
 
 
 class RoomSerializer(serializers.ModelSerializer[Room]):
     """A room as one user sees it (output only).
 
-    Reads the per-user values that ``room_list_for_user`` / ``room_get_for_user``
-    annotate, so it needs no request in its context and costs no query per room.
+    Shows a ``RoomForUser`` (``room_get_for_user``) or a room annotated by
+    ``room_list_for_user``, so it needs no request in its context and costs no query per
+    room.
     """
 
     owner = UserBriefSerializer(read_only=True)
@@ -73,14 +75,16 @@ class RoomSerializer(serializers.ModelSerializer[Room]):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(MessageSerializer(allow_null=True))
+    @extend_schema_field(last_message_schema())
     def get_last_message(self, room: Room) -> dict[str, Any] | None:
-        message = room_last_message(room=room)
-        return None if message is None else MessageSerializer(message).data
+        return last_message_payload(room)
 
-    def to_representation(self, instance: Room) -> dict[str, Any]:
+    def to_representation(self, instance: Room | RoomForUser) -> dict[str, Any]:
         # The declared fields (and get_last_message) still define the schema, and are
-        # the reference that tests/rooms/test_selectors.py holds room_payload to.
+        # the reference that tests/rooms/test_selectors.py holds room_payload to. A Room
+        # here comes from room_list_for_user (the list, and get_object), annotated.
+        if isinstance(instance, Room):
+            instance = room_for_user(instance)
         return room_payload(instance)
 
 

@@ -2,7 +2,7 @@
 
 Rule violations raise Django's exceptions, which ``config.exceptions`` turns into DRF
 answers: ``ValidationError`` (400), ``PermissionDenied`` (403) and ``Http404`` (404).
-Live sockets hear of a change through ``messaging.events``, only after it commits.
+Live sockets hear of a change through ``rooms.events``, only after it commits.
 """
 
 import functools
@@ -14,13 +14,8 @@ from django.db.models.functions import Least
 from django.http import Http404
 
 from accounts.models import User
-from accounts.validators import fold_case
-from messaging.events import (
-    broadcast_member_removed,
-    broadcast_read_updated,
-    broadcast_room_deleted,
-    broadcast_room_updated,
-)
+from common.text import fold_case
+from rooms import events
 from rooms.limits import membership_spend_token
 from rooms.models import NAME_TAKEN, Membership, Room
 from rooms.selectors import room_get_for_user, room_name_taken
@@ -99,7 +94,7 @@ def _announce_room_updated(room: Room) -> None:
     if viewed is None:
         return  # deleted meanwhile: room.deleted tells the sockets
     payload = {**room_payload(viewed), "is_member": None, "role": None, "unread_count": None}
-    broadcast_room_updated(room.pk, room=payload, last_seq=viewed.last_seq)
+    events.send_room_updated(room.pk, room=payload, last_seq=viewed.room.last_seq)
 
 
 @transaction.atomic
@@ -112,7 +107,7 @@ def room_delete(*, room: Room) -> None:
     if locked is None:
         raise Http404("No such room.")
     locked.delete()
-    transaction.on_commit(functools.partial(broadcast_room_deleted, room_id), robust=True)
+    events.publish_room_deleted(room_id)
 
 
 def room_join(*, room: Room, user: User) -> Membership:
@@ -134,9 +129,7 @@ def room_leave(*, room: Room, user: User) -> None:
     deleted, _ = Membership.objects.filter(room=room, user=user).delete()
     if not deleted:
         raise ValidationError("You are not a member of this room.")
-    transaction.on_commit(
-        functools.partial(broadcast_member_removed, room.pk, user.pk), robust=True
-    )
+    events.publish_member_removed(room.pk, user.pk)
 
 
 @transaction.atomic
@@ -162,9 +155,7 @@ def membership_remove(*, room: Room, user_id: int) -> None:
     deleted, _ = Membership.objects.filter(room=room, user_id=user_id).delete()
     if not deleted:
         raise Http404("That user is not a member of this room.")
-    transaction.on_commit(
-        functools.partial(broadcast_member_removed, room.pk, user_id), robust=True
-    )
+    events.publish_member_removed(room.pk, user_id)
 
 
 def room_mark_read(*, room: Room, user: User, seq: int) -> bool:
@@ -195,7 +186,5 @@ def room_mark_read(*, room: Room, user: User, seq: int) -> bool:
     )
     seq_now = marker.first()
     if seq_now is not None:
-        transaction.on_commit(
-            functools.partial(broadcast_read_updated, user.pk, room.pk, seq_now), robust=True
-        )
+        events.publish_read_updated(user.pk, room.pk, seq_now)
     return True

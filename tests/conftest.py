@@ -1,5 +1,7 @@
+import json
 import socket
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -10,7 +12,8 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from messaging.hub import close_hub
+from realtime import publish
+from realtime.hub import close_hub
 from rooms.models import Room
 from tests.factories import RoomFactory, UserFactory
 
@@ -61,6 +64,40 @@ async def _fresh_loop_state() -> AsyncIterator[None]:
     yield
     await close_hub()
     await database_sync_to_async(connections.close_all)()
+
+
+Published = list[tuple[str, dict[str, Any]]]
+
+
+@pytest.fixture
+def capture_events(monkeypatch: pytest.MonkeyPatch) -> Published:
+    """Every event published to the channel layer from now on, as ``(group, event)``,
+    in order: they are recorded at the one seam to the layer (``realtime.publish``)
+    instead of being sent. Events published on commit appear only once the transaction
+    commits (``django_capture_on_commit_callbacks(execute=True)``, or a transactional
+    test)."""
+    published: Published = []
+
+    async def record(group: str, event: Any) -> None:
+        published.append((group, dict(event)))
+
+    monkeypatch.setattr(publish, "_send_to_group", record)
+    return published
+
+
+def event_types(published: Published) -> list[tuple[str, str]]:
+    """``(group, type)`` of each captured event: what most assertions need."""
+    return [(group, event["type"]) for group, event in published]
+
+
+def change_frames(published: Published) -> list[dict[str, Any]]:
+    """The frames of a room's ``message.changes`` events, decoded, as sockets send them."""
+    return [
+        json.loads(text)
+        for _, event in published
+        if event["type"] == "message.changes"
+        for _, _, text in event["frames"]
+    ]
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ class MembershipFactory(DjangoModelFactory[Membership]):
 
 
 class MessageFactory(DjangoModelFactory[Message]):
-    """A stored message; keeps the room's counter in step, as ``message_create`` does."""
+    """A stored message; keeps the room's counters in step, as ``message_create`` does."""
 
     class Meta:
         model = Message
@@ -58,7 +58,10 @@ class MessageFactory(DjangoModelFactory[Message]):
     def _create(cls, model_class: type[Message], *args: object, **kwargs: object) -> Message:
         room = kwargs["room"]
         assert isinstance(room, Room)
-        Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1)
-        room.refresh_from_db(fields=["last_seq"])
+        Room.objects.filter(pk=room.pk).update(
+            last_seq=F("last_seq") + 1, last_rev=F("last_rev") + 1
+        )
+        room.refresh_from_db(fields=["last_seq", "last_rev"])
         kwargs.setdefault("seq", room.last_seq)
+        kwargs.setdefault("rev", room.last_rev)
         return super()._create(model_class, *args, **kwargs)

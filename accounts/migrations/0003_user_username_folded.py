@@ -10,11 +10,11 @@ import unicodedata
 
 from django.db import migrations, models
 
-import accounts.validators
+import common.text
 
 
 def fold_case(value):
-    # accounts.validators.fold_case as of this migration.
+    # common.text.fold_case as of this migration.
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
 
 
@@ -53,8 +53,8 @@ class Migration(migrations.Migration):
                 blank=True,
                 max_length=64,
                 validators=[
-                    accounts.validators.validate_no_control_characters,
-                    accounts.validators.validate_no_format_characters,
+                    common.text.validate_no_control_characters,
+                    common.text.validate_no_format_characters,
                 ],
             ),
         ),

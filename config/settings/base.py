@@ -314,7 +314,7 @@ SPECTACULAR_SETTINGS = {
 CHAT_MESSAGE_RATE = env.float("CHAT_MESSAGE_RATE", default=5.0)  # tokens per second
 CHAT_MESSAGE_BURST = env.int("CHAT_MESSAGE_BURST", default=10)
 CHAT_MAX_FRAME_BYTES = 16 * 1024
-# What one socket, user or address may take of a process (API.md, Limits; messaging.limits
+# What one socket, user or address may take of a process (API.md, Limits; realtime.limits
 # and config.transport). Inbound frames per socket: a steady rate with bursts; a frame
 # beyond is answered with rate_limited, and a socket that goes on past
 # CHAT_FLOOD_CLOSE_FRAMES refused frames within CHAT_FLOOD_WINDOW_SECONDS is closed (4429).

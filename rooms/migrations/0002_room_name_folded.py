@@ -10,11 +10,11 @@ import unicodedata
 
 from django.db import migrations, models
 
-import accounts.validators
+import common.text
 
 
 def fold_case(value):
-    # accounts.validators.fold_case as of this migration.
+    # common.text.fold_case as of this migration.
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
 
 
@@ -30,8 +30,8 @@ def fill_name_folded(apps, schema_editor):
 
 
 NAME_VALIDATORS = [
-    accounts.validators.validate_no_control_characters,
-    accounts.validators.validate_no_format_characters,
+    common.text.validate_no_control_characters,
+    common.text.validate_no_format_characters,
 ]
 
 

@@ -1,10 +1,10 @@
-from unittest import mock
-
 import pytest
 from django.test import Client
 
 from accounts.models import User
 from accounts.services import user_token_pair
+from realtime.groups import user_group
+from tests.conftest import Published
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +81,7 @@ def test_a_user_added_in_the_admin_without_display_name_shows_the_username(
 
 
 def test_deactivating_a_user_in_the_admin_closes_their_sockets(
-    admin_client_for_users: Client, django_capture_on_commit_callbacks
+    admin_client_for_users: Client, django_capture_on_commit_callbacks, capture_events: Published
 ) -> None:
     someone = UserFactory.create()
     form = {
@@ -92,30 +92,26 @@ def test_deactivating_a_user_in_the_admin_closes_their_sockets(
         # is_active left out: the checkbox is unticked
     }
 
-    with (
-        mock.patch("accounts.services.broadcast_user_deactivated") as closes_sockets,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         response = admin_client_for_users.post(f"/admin/accounts/user/{someone.pk}/change/", form)
 
     assert response.status_code == 302, response.content[:2000]
     someone.refresh_from_db()
     assert someone.is_active is False
-    closes_sockets.assert_called_once_with(someone.pk)
+    assert capture_events == [
+        (user_group(someone.pk), {"type": "user.signed_out", "reason": "user deactivated"})
+    ]
 
 
 def test_changing_a_password_in_the_admin_revokes_the_users_tokens(
-    admin_client_for_users: Client, django_capture_on_commit_callbacks
+    admin_client_for_users: Client, django_capture_on_commit_callbacks, capture_events: Published
 ) -> None:
     someone = UserFactory.create()
     pair = user_token_pair(user=someone)
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {pair['access']}"}
     assert Client().get("/api/v1/users/me/", **bearer).status_code == 200
 
-    with (
-        mock.patch("accounts.services.broadcast_user_sessions_revoked") as closes_sockets,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         response = admin_client_for_users.post(
             f"/admin/accounts/user/{someone.pk}/password/",
             {
@@ -127,4 +123,6 @@ def test_changing_a_password_in_the_admin_revokes_the_users_tokens(
 
     assert response.status_code == 302, response.content[:2000]
     assert Client().get("/api/v1/users/me/", **bearer).status_code == 401
-    closes_sockets.assert_called_once_with(someone.pk)
+    assert capture_events == [
+        (user_group(someone.pk), {"type": "user.signed_out", "reason": "signed out everywhere"})
+    ]

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.services import user_create
-from accounts.validators import FORMAT_CHARACTERS_ALLOWED, has_format_characters
+from common.text import FORMAT_CHARACTERS_ALLOWED, has_format_characters
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

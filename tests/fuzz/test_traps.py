@@ -148,7 +148,7 @@ async def test_a_burst_of_1000_messages_reaches_20_sockets_whole_and_in_order(
 
     # Reading the gaps from the database would hide a layer that drops: count those reads.
     with mock.patch.object(
-        consumers, "socket_messages_after", wraps=consumers.socket_messages_after
+        consumers, "socket_changes_after", wraps=consumers.socket_changes_after
     ) as gap_reads:
         await database_sync_to_async(send_burst)(room, users[0])
         seen = await asyncio.gather(*(receive_seqs(socket, BURST) for socket in sockets))

@@ -1,7 +1,3 @@
-import json
-from typing import Any
-from unittest import mock
-
 import pytest
 from django.test import Client
 from pytest_django import DjangoCaptureOnCommitCallbacks
@@ -10,6 +6,7 @@ from accounts.models import User
 from messaging.models import Message
 from messaging.services import message_create
 from rooms.models import Room
+from tests.conftest import Published, change_frames
 
 pytestmark = pytest.mark.django_db
 
@@ -17,11 +14,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def message(room: Room, user: User) -> Message:
     return message_create(room=room, author=user, body="first words").message
-
-
-def frames_sent(to_room: mock.MagicMock) -> list[dict[str, Any]]:
-    """The frames the room's sockets were sent, through the one seam every broadcast takes."""
-    return [json.loads(call.args[1]["text"]) for call in to_room.call_args_list]
 
 
 def test_the_admin_lists_and_opens_messages(admin_client: Client, message: Message) -> None:
@@ -38,11 +30,9 @@ def test_editing_a_message_in_the_admin_tells_live_sockets(
     admin_client: Client,
     message: Message,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
-    with (
-        mock.patch("messaging.events._to_room") as to_room,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             f"/admin/messaging/message/{message.pk}/change/", {"body": "moderated"}
         )
@@ -51,7 +41,7 @@ def test_editing_a_message_in_the_admin_tells_live_sockets(
     message.refresh_from_db()
     assert message.body == "moderated"
     assert message.edited_at is not None
-    [frame] = frames_sent(to_room)
+    [frame] = change_frames(capture_events)
     assert frame["type"] == "message.updated"
     assert (frame["message"]["id"], frame["message"]["body"]) == (message.pk, "moderated")
     assert frame["message"]["edited_at"] is not None
@@ -71,22 +61,21 @@ def test_deleting_a_message_in_the_admin_tells_live_sockets(
     room: Room,
     user: User,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
     other = message_create(room=room, author=user, body="second words").message
+    capture_events.clear()
 
-    with (
-        mock.patch("messaging.events._to_room") as to_room,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(f"/admin/messaging/message/{message.pk}/delete/", {"post": "yes"})
         admin_client.post(
             "/admin/messaging/message/",
             {"action": "delete_selected", "_selected_action": [other.pk], "post": "yes"},
         )
 
-    assert frames_sent(to_room) == [
-        {"type": "message.deleted", "message_id": message.pk, "room": room.pk},
-        {"type": "message.deleted", "message_id": other.pk, "room": room.pk},
+    assert change_frames(capture_events) == [
+        {"type": "message.deleted", "message_id": message.pk, "room": room.pk, "seq": 1, "rev": 3},
+        {"type": "message.deleted", "message_id": other.pk, "room": room.pk, "seq": 2, "rev": 4},
     ]
     # A soft delete, as through the API: the seq keeps its place in the history.
     assert list(Message.objects.order_by("seq").values_list("is_deleted", "body")) == [

@@ -214,7 +214,15 @@ async def test_edits_and_deletions_over_rest_reach_the_socket(
 
     assert updated["message"]["body"] == "fixed"
     assert updated["message"]["edited_at"] is not None
-    assert deleted == {"type": "message.deleted", "message_id": message["id"], "room": room.pk}
+    # Each change took the room's next revision: 1 the send, 2 the edit, 3 the deletion.
+    assert updated["message"]["rev"] == 2
+    assert deleted == {
+        "type": "message.deleted",
+        "message_id": message["id"],
+        "room": room.pk,
+        "seq": message["seq"],
+        "rev": 3,
+    }
 
 
 @override_settings(CHAT_MESSAGE_RATE=1.0, CHAT_MESSAGE_BURST=5)

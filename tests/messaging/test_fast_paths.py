@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from rest_framework import serializers
 
 from accounts.serializers import UserBriefSerializer, user_brief
-from accounts.validators import has_forbidden_characters
+from common.text import has_forbidden_characters
 from messaging.models import Message
 from messaging.serializers import (
     MessageInputSerializer,

@@ -32,7 +32,8 @@ def test_history_is_newest_first_with_the_message_shape(auth_client: APIClient, 
     assert set(body) == {"next", "previous", "results"}
     assert [m["seq"] for m in body["results"]] == [3, 2, 1]
     assert set(body["results"][0]) == {
-        "id", "room", "seq", "author", "body", "client_id", "created_at", "edited_at", "is_deleted",
+        "id", "room", "seq", "rev", "author", "body", "client_id", "created_at", "edited_at",
+        "is_deleted",
     }  # fmt: skip
     assert body["results"][0]["author"] == {
         "id": room.owner.pk,

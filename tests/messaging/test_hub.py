@@ -7,10 +7,10 @@ from channels.layers import get_channel_layer
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
-from messaging import hub as hub_module
-from messaging.events import room_group_name
-from messaging.hub import get_hub
-from messaging.sockets import SocketAccessCheck, socket_access_check, socket_rooms_last_seq
+from messaging import consumers
+from messaging.sockets import SocketAccessCheck, socket_access_check, socket_rooms_last_rev
+from realtime.groups import room_group
+from realtime.hub import get_hub
 from rooms.models import Membership, Room
 from tests.factories import MessageFactory, RoomFactory, UserFactory
 from tests.messaging.conftest import TIMEOUT, Connect, close_code_after_open, receive_until
@@ -33,7 +33,7 @@ async def test_a_process_subscribes_once_per_room_whatever_its_sockets(
     sockets = [await connect(room, user) for _ in range(3)]
 
     hub = get_hub()
-    assert await group_channels(room_group_name(room.pk)) == {hub.channel}
+    assert await group_channels(room_group(room.pk)) == {hub.channel}
     await sockets[0].send_json_to({"type": "message.send", "body": "to all three"})
     for socket in sockets:
         assert (await receive_until(socket, "message.new"))["message"]["body"] == "to all three"
@@ -48,8 +48,8 @@ async def test_the_hub_leaves_a_room_its_last_socket_left(
 
     await hub.maintain()
 
-    assert hub.channel not in await group_channels(room_group_name(room.pk))
-    assert room_group_name(room.pk) not in hub.groups
+    assert hub.channel not in await group_channels(room_group(room.pk))
+    assert room_group(room.pk) not in hub.groups
 
 
 async def test_a_socket_that_fails_to_take_an_event_does_not_stop_the_others() -> None:
@@ -61,17 +61,11 @@ async def test_a_socket_that_fails_to_take_an_event_does_not_stop_the_others() -
 
         async def refresh_presence(self) -> None: ...
 
-        def access_key(self) -> None:
-            return None
-
     class Live:
         async def deliver(self, event: dict[str, object]) -> None:
             received.append(str(event["text"]))
 
         async def refresh_presence(self) -> None: ...
-
-        def access_key(self) -> None:
-            return None
 
     hub = get_hub()
     await hub.subscribe("room.gone-test", Gone())
@@ -132,7 +126,7 @@ async def test_the_hub_re_checks_all_its_sockets_in_one_query(
         checks.append(set(sockets))
         return socket_access_check(sockets=sockets)
 
-    with mock.patch.object(hub_module, "socket_access_check", counting):
+    with mock.patch.object(consumers, "socket_access_check", counting):
         await get_hub().maintain()
 
     assert checks == [{(room.pk, user.pk), (room.pk, member.pk), (other_room.pk, member.pk)}]
@@ -185,7 +179,7 @@ async def test_after_a_re_join_sockets_catch_up_on_a_quiet_room_without_a_new_me
         assert await socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
 
 
-async def test_the_hub_reads_the_newest_seq_of_all_its_rooms_in_one_query(
+async def test_the_hub_reads_the_newest_rev_of_all_its_rooms_in_one_query(
     connect: Connect, room: Room, user: User, member: User
 ) -> None:
     other_room = await database_sync_to_async(RoomFactory.create)(owner=member)
@@ -195,9 +189,9 @@ async def test_the_hub_reads_the_newest_seq_of_all_its_rooms_in_one_query(
 
     def counting(*, room_ids: set[int]) -> dict[int, int]:
         reads.append(set(room_ids))
-        return socket_rooms_last_seq(room_ids=room_ids)
+        return socket_rooms_last_rev(room_ids=room_ids)
 
-    with mock.patch.object(hub_module, "socket_rooms_last_seq", counting):
+    with mock.patch.object(consumers, "socket_rooms_last_rev", counting):
         await get_hub().maintain()
 
     assert reads == [{room.pk, other_room.pk}]

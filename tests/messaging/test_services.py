@@ -20,29 +20,33 @@ from messaging.services import (
     message_delete,
     message_update,
 )
+from realtime.groups import room_group
 from rooms.models import Membership, Room
+from tests.conftest import Published, change_frames, event_types
 from tests.factories import MessageFactory, RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_message_create_stores_the_next_seq_and_broadcasts_after_commit(
-    room: Room, user: User, django_capture_on_commit_callbacks
+    room: Room, user: User, django_capture_on_commit_callbacks, capture_events: Published
 ) -> None:
-    with (
-        mock.patch("messaging.services.events.broadcast_messages_created") as broadcast,
-        django_capture_on_commit_callbacks(execute=False) as callbacks,
-    ):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         first = message_create(room=room, author=user, body="one").message
         second = message_create(room=room, author=user, body="two").message
-        broadcast.assert_not_called()  # nothing is announced before the commit
+    assert capture_events == []  # nothing is announced before the commit
     for callback in callbacks:
         callback()
 
-    assert [first.seq, second.seq] == [1, 2]
-    assert broadcast.call_args_list == [mock.call([first]), mock.call([second])]
+    assert [(first.seq, first.rev), (second.seq, second.rev)] == [(1, 1), (2, 2)]
+    assert event_types(capture_events) == [(room_group(room.pk), "message.changes")] * 2
+    frames = change_frames(capture_events)
+    assert [(f["type"], f["message"]["body"]) for f in frames] == [
+        ("message.new", "one"),
+        ("message.new", "two"),
+    ]
     room.refresh_from_db()
-    assert room.last_seq == 2
+    assert (room.last_seq, room.last_rev) == (2, 2)
 
 
 def test_sending_moves_the_senders_read_marker_to_the_message(room: Room, user: User) -> None:
@@ -52,18 +56,16 @@ def test_sending_moves_the_senders_read_marker_to_the_message(room: Room, user: 
 
 
 def test_repeated_client_id_returns_the_original_and_broadcasts_nothing(
-    room: Room, user: User, django_capture_on_commit_callbacks
+    room: Room, user: User, django_capture_on_commit_callbacks, capture_events: Published
 ) -> None:
     original = message_create(room=room, author=user, body="hello", client_id="c-1").message
+    capture_events.clear()
 
-    with (
-        mock.patch("messaging.services.events.broadcast_messages_created") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         result = message_create(room=room, author=user, body="changed", client_id="c-1")
 
     assert (result.created, result.message.pk, result.message.body) == (False, original.pk, "hello")
-    broadcast.assert_not_called()
+    assert capture_events == []
     assert Message.objects.count() == 1
 
 
@@ -173,37 +175,42 @@ def test_the_token_bucket_refills_with_time(room: Room, user: User) -> None:
     assert Message.objects.count() == 2
 
 
-def test_editing_sets_edited_at_and_broadcasts(
-    room: Room, user: User, django_capture_on_commit_callbacks
+def test_editing_sets_edited_at_takes_a_revision_and_broadcasts(
+    room: Room, user: User, django_capture_on_commit_callbacks, capture_events: Published
 ) -> None:
     message = message_create(room=room, author=user, body="helo").message
+    capture_events.clear()
 
-    with (
-        mock.patch("messaging.services.events.broadcast_message_updated") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         message_update(message=message, body="hello")
+        message_update(message=message, body="hello")  # the same body: no change
 
     message.refresh_from_db()
-    assert (message.body, message.edited_at is not None) == ("hello", True)
-    broadcast.assert_called_once()
+    assert (message.body, message.edited_at is not None, message.rev) == ("hello", True, 2)
+    [frame] = change_frames(capture_events)
+    assert (frame["type"], frame["message"]["body"], frame["message"]["rev"]) == (
+        "message.updated",
+        "hello",
+        2,
+    )
+    room.refresh_from_db()
+    assert (room.last_seq, room.last_rev) == (1, 2)
 
 
 def test_deleting_keeps_seq_and_empties_the_body_once(
-    room: Room, user: User, django_capture_on_commit_callbacks
+    room: Room, user: User, django_capture_on_commit_callbacks, capture_events: Published
 ) -> None:
     message = message_create(room=room, author=user, body="oops").message
+    capture_events.clear()
 
-    with (
-        mock.patch("messaging.services.events.broadcast_message_deleted") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         message_delete(message=message)
-        message_delete(message=message)
+        message_delete(message=message)  # takes no revision, tells no one
 
     message.refresh_from_db()
-    assert (message.seq, message.body, message.is_deleted) == (1, "", True)
-    broadcast.assert_called_once_with(message_id=message.pk, room_id=room.pk)
+    assert (message.seq, message.rev, message.body, message.is_deleted) == (1, 2, "", True)
+    deleted = {"type": "message.deleted", "message_id": message.pk, "room": room.pk}
+    assert change_frames(capture_events) == [{**deleted, "seq": 1, "rev": 2}]
 
 
 def test_a_deleted_message_cannot_be_edited(room: Room) -> None:
@@ -245,7 +252,11 @@ def test_concurrent_senders_get_gap_free_seqs_in_commit_order() -> None:
 
 @override_settings(CHAT_MESSAGE_RATE=1.0, CHAT_MESSAGE_BURST=2)
 def test_a_batch_stores_what_it_may_and_says_why_it_refused_the_rest(
-    room: Room, user: User, django_capture_on_commit_callbacks, django_assert_max_num_queries
+    room: Room,
+    user: User,
+    django_capture_on_commit_callbacks,
+    django_assert_max_num_queries,
+    capture_events: Published,
 ) -> None:
     other_room = RoomFactory.create(owner=user)
     stranger = UserFactory.create()
@@ -261,8 +272,8 @@ def test_a_batch_stores_what_it_may_and_says_why_it_refused_the_rest(
         MessageDraft(room_id=other_room.pk, author=user, body="c"),
     ]
 
+    capture_events.clear()
     with (
-        mock.patch("messaging.services.events.broadcast_messages_created") as broadcast,
         django_capture_on_commit_callbacks(execute=True),
         django_assert_max_num_queries(8),
     ):
@@ -279,7 +290,12 @@ def test_a_batch_stores_what_it_may_and_says_why_it_refused_the_rest(
     assert isinstance(outsider, NotAMember)
     assert isinstance(limited, RateLimited)
     assert isinstance(missing, Room.DoesNotExist)
-    broadcast.assert_called_once_with([new_a.message, new_b.message, new_c.message])
+    frames = change_frames(capture_events)
+    assert [f["message"]["id"] for f in frames] == [
+        new_a.message.pk,
+        new_b.message.pk,
+        new_c.message.pk,
+    ]
     room.refresh_from_db()
     other_room.refresh_from_db()
     assert (room.last_seq, other_room.last_seq) == (2, 2)

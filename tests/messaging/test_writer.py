@@ -9,9 +9,9 @@ from channels.layers import get_channel_layer
 from django.test import override_settings
 
 from accounts.models import User
-from messaging import sockets
+from messaging import writer
 from messaging.models import Message
-from messaging.writer import Publisher
+from realtime.publish import Publisher
 from rooms.models import Room
 from tests.messaging.conftest import Connect, receive_until
 
@@ -24,13 +24,13 @@ async def test_sends_arriving_together_share_a_transaction_and_each_gets_its_ack
 ) -> None:
     senders = [await connect(room, user) for _ in range(10)]
     batches: list[int] = []
-    real = sockets.message_create_many
+    real = writer.message_create_many
 
     def counting(drafts, **kwargs):  # type: ignore[no-untyped-def]
         batches.append(len(drafts))
         return real(drafts, **kwargs)
 
-    with mock.patch.object(sockets, "message_create_many", counting):
+    with mock.patch.object(writer, "message_create_many", counting):
         for n, socket in enumerate(senders):
             await socket.send_json_to(
                 {"type": "message.send", "body": f"m{n}", "client_id": f"c{n}"}
@@ -93,7 +93,7 @@ async def test_a_full_publish_queue_drops_its_oldest_broadcasts_with_a_warning(
         await release.wait()
         sent.append(message["text"])
 
-    publisher = Publisher(limit=2)
+    publisher = Publisher(coalesce="message.changes", limit=2)
     with mock.patch.object(get_channel_layer(), "group_send", recording):
         publisher.publish([("room.1", {"type": "typing", "text": "in flight"})])
         await started.wait()
@@ -117,23 +117,24 @@ async def test_a_backlog_of_one_rooms_broadcasts_goes_out_as_one_event_in_order(
         sent.append(message)
 
     def new(*seqs: int) -> tuple[str, dict[str, Any]]:
-        return ("room.1", {"type": "message.new", "frames": [[seq, f"m{seq}"] for seq in seqs]})
+        frames = [[seq, seq, f"m{seq}"] for seq in seqs]
+        return ("room.1", {"type": "message.changes", "frames": frames})
 
-    publisher = Publisher()
+    publisher = Publisher(coalesce="message.changes")
     with mock.patch.object(get_channel_layer(), "group_send", recording):
         publisher.publish([new(1)])
         await started.wait()
         publisher.publish([new(2, 3)])
         publisher.publish([new(4)])
-        publisher.publish([("room.1", {"type": "message.deleted", "text": "d"})])
+        publisher.publish([("room.1", {"type": "room.updated", "room": {}})])
         publisher.publish([new(5)])
         release.set()
         assert publisher.task is not None
         await publisher.task
 
     assert [m.get("frames", m["type"]) for m in sent] == [
-        [[1, "m1"]],
-        [[2, "m2"], [3, "m3"], [4, "m4"]],
-        "message.deleted",
-        [[5, "m5"]],
+        [[1, 1, "m1"]],
+        [[2, 2, "m2"], [3, 3, "m3"], [4, 4, "m4"]],
+        "room.updated",
+        [[5, 5, "m5"]],
     ]

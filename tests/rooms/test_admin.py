@@ -1,11 +1,11 @@
-from unittest import mock
-
 import pytest
 from django.test import Client
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from accounts.models import User
+from realtime.groups import room_group
 from rooms.models import Membership, Room
+from tests.conftest import Published
 
 pytestmark = pytest.mark.django_db
 
@@ -51,11 +51,9 @@ def test_changing_a_room_in_the_admin_tells_live_sockets(
     admin_client: Client,
     room: Room,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
-    with (
-        mock.patch("rooms.services.broadcast_room_updated") as updated,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             f"/admin/rooms/room/{room.pk}/change/",
             {
@@ -72,9 +70,9 @@ def test_changing_a_room_in_the_admin_tells_live_sockets(
     assert response.status_code == 302, response.content
     room.refresh_from_db()
     assert (room.name, room.topic, room.visibility) == ("renamed", "new topic", "private")
-    updated.assert_called_once()
-    assert updated.call_args.args == (room.pk,)
-    assert updated.call_args.kwargs["room"]["name"] == "renamed"
+    [(group, event)] = capture_events
+    assert (group, event["type"]) == (room_group(room.pk), "room.updated")
+    assert event["room"]["name"] == "renamed"
 
 
 def test_deleting_in_the_admin_tells_live_sockets(
@@ -82,19 +80,18 @@ def test_deleting_in_the_admin_tells_live_sockets(
     room: Room,
     other_user: User,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
     membership = Membership.objects.create(room=room, user=other_user)
 
-    with (
-        mock.patch("rooms.services.broadcast_member_removed") as removed,
-        mock.patch("rooms.services.broadcast_room_deleted") as deleted,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(f"/admin/rooms/membership/{membership.pk}/delete/", {"post": "yes"})
         admin_client.post(f"/admin/rooms/room/{room.pk}/delete/", {"post": "yes"})
 
-    removed.assert_called_once_with(room.pk, other_user.pk)
-    deleted.assert_called_once_with(room.pk)
+    assert capture_events == [
+        (room_group(room.pk), {"type": "member.removed", "user_id": other_user.pk}),
+        (room_group(room.pk), {"type": "room.deleted", "room": room.pk}),
+    ]
     assert not Room.objects.exists()
 
 

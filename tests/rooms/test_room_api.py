@@ -1,7 +1,6 @@
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -10,7 +9,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from messaging.models import Message
+from realtime.groups import room_group
 from rooms.models import Membership, Room
+from tests.conftest import Published
 from tests.factories import MembershipFactory, MessageFactory, RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -158,6 +159,7 @@ def test_list_shows_the_last_message_of_each_room(auth_client: APIClient, room: 
         "id": last.pk,
         "room": room.pk,
         "seq": 2,
+        "rev": 2,
         "author": {
             "id": room.owner.pk,
             "username": room.owner.username,
@@ -383,17 +385,15 @@ def test_patch_broadcasts_room_updated_after_commit(
     auth_client: APIClient,
     room: Room,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
-    with (
-        mock.patch("rooms.services.broadcast_room_updated") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         auth_client.patch(room_url(room), {"topic": "news"}, format="json")
 
-    broadcast.assert_called_once()
-    assert broadcast.call_args.args == (room.pk,)
+    [(group, event)] = capture_events
+    assert (group, event["type"]) == (room_group(room.pk), "room.updated")
     # The room as anyone sees it; each socket adds its user's fields.
-    shared = broadcast.call_args.kwargs["room"]
+    shared = event["room"]
     assert (shared["topic"], shared["role"], shared["unread_count"]) == ("news", None, None)
 
 
@@ -405,21 +405,19 @@ def test_owner_deletes_the_room_with_its_messages(
     room: Room,
     member: User,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
     MessageFactory.create_batch(3, room=room)
     kept = MessageFactory.create()
 
-    with (
-        mock.patch("rooms.services.broadcast_room_deleted") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         response = auth_client.delete(room_url(room))
 
     assert response.status_code == 204
     assert not Room.objects.filter(pk=room.pk).exists()
     assert not Membership.objects.filter(room_id=room.pk).exists()
     assert list(Message.objects.all()) == [kept]
-    broadcast.assert_called_once_with(room.pk)
+    assert capture_events == [(room_group(room.pk), {"type": "room.deleted", "room": room.pk})]
     assert auth_client.get(room_url(room)).status_code == 404
 
 
@@ -450,16 +448,15 @@ def test_member_leaves_and_their_sockets_are_told(
     member: User,
     room: Room,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
-    with (
-        mock.patch("rooms.services.broadcast_member_removed") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         response = client_for(member).post(room_url(room, "leave/"), format="json")
 
     assert response.status_code == 204
     assert not Membership.objects.filter(room=room, user=member).exists()
-    broadcast.assert_called_once_with(room.pk, member.pk)
+    removed = {"type": "member.removed", "user_id": member.pk}
+    assert capture_events == [(room_group(room.pk), removed)]
 
 
 def test_owner_cannot_leave(auth_client: APIClient, room: Room) -> None:
@@ -547,16 +544,15 @@ def test_owner_removes_a_member_and_their_sockets_are_told(
     member: User,
     room: Room,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
-    with (
-        mock.patch("rooms.services.broadcast_member_removed") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         response = auth_client.delete(room_url(room, f"members/{member.pk}/"))
 
     assert response.status_code == 204
     assert not Membership.objects.filter(room=room, user=member).exists()
-    broadcast.assert_called_once_with(room.pk, member.pk)
+    removed = {"type": "member.removed", "user_id": member.pk}
+    assert capture_events == [(room_group(room.pk), removed)]
 
 
 def test_a_member_removes_themself(client_for: ClientFor, member: User, room: Room) -> None:

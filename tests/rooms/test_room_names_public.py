@@ -13,7 +13,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.validators import fold_case
+from common.text import fold_case
 from rooms.models import Room
 from rooms.selectors import room_name_taken
 from rooms.services import room_create, room_update

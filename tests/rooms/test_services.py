@@ -7,6 +7,7 @@ from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from accounts.models import User
 from messaging.models import Message
+from realtime.groups import room_group
 from rooms.models import Membership, Room
 from rooms.services import (
     membership_add,
@@ -18,6 +19,7 @@ from rooms.services import (
     room_mark_read,
     room_update,
 )
+from tests.conftest import Published
 from tests.factories import MessageFactory, RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -76,51 +78,47 @@ def test_room_create_turns_a_lost_race_on_the_name_into_a_field_error(user: User
 
 
 def test_room_update_saves_and_broadcasts_after_commit(
-    room: Room, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+    room: Room,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
-    with (
-        mock.patch("rooms.services.broadcast_room_updated") as broadcast,
-        django_capture_on_commit_callbacks(execute=True) as callbacks,
-    ):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         updated = room_update(room=room, by=room.owner, topic="news", visibility="private")
-        broadcast.assert_not_called()  # not before the commit
+        assert capture_events == []  # not before the commit
 
     assert len(callbacks) == 1
-    broadcast.assert_called_once()
-    assert broadcast.call_args.args == (room.pk,)
-    assert broadcast.call_args.kwargs["room"]["visibility"] == "private"
+    [(group, event)] = capture_events
+    assert (group, event["type"]) == (room_group(room.pk), "room.updated")
+    assert event["room"]["visibility"] == "private"
     room.refresh_from_db()
     assert (room.topic, room.visibility, updated.topic) == ("news", "private", "news")
 
 
 def test_room_update_that_fails_broadcasts_nothing(
-    room: Room, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+    room: Room,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
     RoomFactory.create(name="taken")
 
-    with (
-        mock.patch("rooms.services.broadcast_room_updated") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-        pytest.raises(ValidationError),
-    ):
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError):
         room_update(room=room, by=room.owner, name="Taken")
 
-    broadcast.assert_not_called()
+    assert capture_events == []
 
 
 def test_room_delete_removes_messages_and_broadcasts_after_commit(
-    room: Room, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+    room: Room,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
     MessageFactory.create_batch(2, room=room)
     room_id = room.pk
 
-    with (
-        mock.patch("rooms.services.broadcast_room_deleted") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         room_delete(room=room)
 
-    broadcast.assert_called_once_with(room_id)
+    assert capture_events == [(room_group(room_id), {"type": "room.deleted", "room": room_id})]
     assert not Room.objects.filter(pk=room_id).exists()
     assert not Message.objects.filter(room_id=room_id).exists()
 
@@ -151,27 +149,27 @@ def test_room_leave_removes_the_member_and_broadcasts_after_commit(
     room: Room,
     other_user: User,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
     Membership.objects.create(room=room, user=other_user)
 
-    with (
-        mock.patch("rooms.services.broadcast_member_removed") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         room_leave(room=room, user=other_user)
 
-    broadcast.assert_called_once_with(room.pk, other_user.pk)
+    removed = {"type": "member.removed", "user_id": other_user.pk}
+    assert capture_events == [(room_group(room.pk), removed)]
     assert not room.memberships.filter(user=other_user).exists()
 
 
-def test_room_leave_refuses_the_owner_and_non_members(room: Room, other_user: User) -> None:
-    with mock.patch("rooms.services.broadcast_member_removed") as broadcast:
-        with pytest.raises(ValidationError):
-            room_leave(room=room, user=room.owner)
-        with pytest.raises(ValidationError):
-            room_leave(room=room, user=other_user)
+def test_room_leave_refuses_the_owner_and_non_members(
+    room: Room, other_user: User, capture_events: Published
+) -> None:
+    with pytest.raises(ValidationError):
+        room_leave(room=room, user=room.owner)
+    with pytest.raises(ValidationError):
+        room_leave(room=room, user=other_user)
 
-    broadcast.assert_not_called()
+    assert capture_events == []
 
 
 def test_membership_add_finds_the_user_without_regard_to_case(room: Room, other_user: User) -> None:
@@ -202,26 +200,26 @@ def test_membership_remove_broadcasts_after_commit(
     room: Room,
     other_user: User,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    capture_events: Published,
 ) -> None:
     Membership.objects.create(room=room, user=other_user)
 
-    with (
-        mock.patch("rooms.services.broadcast_member_removed") as broadcast,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with django_capture_on_commit_callbacks(execute=True):
         membership_remove(room=room, user_id=other_user.pk)
 
-    broadcast.assert_called_once_with(room.pk, other_user.pk)
+    removed = {"type": "member.removed", "user_id": other_user.pk}
+    assert capture_events == [(room_group(room.pk), removed)]
 
 
-def test_membership_remove_refuses_the_owner_and_non_members(room: Room, other_user: User) -> None:
-    with mock.patch("rooms.services.broadcast_member_removed") as broadcast:
-        with pytest.raises(ValidationError):
-            membership_remove(room=room, user_id=room.owner_id)
-        with pytest.raises(Http404):
-            membership_remove(room=room, user_id=other_user.pk)
+def test_membership_remove_refuses_the_owner_and_non_members(
+    room: Room, other_user: User, capture_events: Published
+) -> None:
+    with pytest.raises(ValidationError):
+        membership_remove(room=room, user_id=room.owner_id)
+    with pytest.raises(Http404):
+        membership_remove(room=room, user_id=other_user.pk)
 
-    broadcast.assert_not_called()
+    assert capture_events == []
 
 
 def test_room_mark_read_moves_forward_only_and_clamps(room: Room) -> None:

@@ -439,7 +439,7 @@ import django
 django.setup()
 from channels.layers import get_channel_layer
 from django.core.cache import cache
-from messaging.presence import get_presence_store
+from realtime.presence import get_presence_store
 
 WIDTH = int(sys.argv[1])
 

@@ -111,6 +111,8 @@ async def test_everything_a_room_hears_crosses_between_two_server_processes(
                 "type": "message.deleted",
                 "message_id": from_b["id"],
                 "room": room_id,
+                "seq": from_b["seq"],
+                "rev": edited.body["rev"] + 1,
             }
 
         # Typing on B reaches A, and is not echoed to its sender.

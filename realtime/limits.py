@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
-from messaging.loops import PerLoop
+from realtime.loops import PerLoop
 
 TYPING_INTERVAL = 1.0
 

@@ -10,26 +10,26 @@ they were, so processes still reach each other through Redis.
 
 The hub also keeps its subscriptions alive: every ``CHAT_REFRESH_SECONDS`` it re-joins its
 groups (a Redis restarted without persistence has forgotten them) and refreshes the
-presence entries of its sockets. Around that it re-checks its sockets against the
-database, one query each for all of them, never in the delivery loop: before re-joining,
-that their users may still be in their rooms (a removal whose broadcast was lost must not
-leave a socket listening); after, that they hold their rooms' newest messages (those
-broadcast while the groups were forgotten reached nobody, and in a quiet room no later
-broadcast reveals the gap).
+presence entries of its sockets. Around that it lets each kind of socket re-check all of
+its sockets at once (a class method of the consumer, one database query for all of them,
+never in the delivery loop): before re-joining, ``recheck_sockets``, that their users may
+still be in their rooms (a removal whose event was lost must not leave a socket
+listening); after, ``catch_up_sockets``, that they hold their rooms' newest changes (those
+published while the groups were forgotten reached nobody, and in a quiet room no later
+event reveals the gap). The hub itself knows nothing of rooms or users.
 """
 
 import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from messaging.loops import PerLoop
-from messaging.presence import refresh_interval
-from messaging.sockets import SocketAccessCheck, socket_access_check, socket_rooms_last_seq
+from realtime.loops import PerLoop
+from realtime.presence import refresh_interval
 
 logger = logging.getLogger(__name__)
 
@@ -39,18 +39,17 @@ STOP = "hub.stop"
 class Listener(Protocol):
     """A local socket: what the hub needs of a consumer."""
 
-    async def deliver(self, event: dict[str, Any]) -> None: ...
+    async def deliver(self, event: Mapping[str, Any]) -> None: ...
 
     async def refresh_presence(self) -> None: ...
 
-    def access_key(self) -> tuple[int, int] | None:
-        """``(room_id, user_id)`` to re-check, or None while the socket is not open."""
+    @classmethod
+    async def recheck_sockets(cls, sockets: list[Any]) -> None:
+        """Closes those of ``sockets`` (all of this class) that may no longer listen."""
 
-    async def recheck(self, check: SocketAccessCheck) -> None:
-        """Closes the socket if ``check`` no longer allows its user in its room."""
-
-    async def catch_up(self, last_seq: int) -> None:
-        """Its room's newest message is ``last_seq``: deliver what the socket lacks."""
+    @classmethod
+    async def catch_up_sockets(cls, sockets: list[Any]) -> None:
+        """Brings ``sockets`` (all of this class) up to their streams' newest changes."""
 
 
 class Hub:
@@ -148,7 +147,7 @@ class Hub:
         assert self.channel is not None
         # Before re-joining, and whether or not the layer answers: a socket whose user
         # was removed while the layer was away must not hear the room again, not once.
-        await self._guarded(self.recheck_access(), "re-check the sockets' access")
+        await self.recheck_access()
         async with self.membership_lock:
             for group, listeners in list(self.groups.items()):
                 if listeners:
@@ -158,7 +157,7 @@ class Hub:
                     await self.layer.group_discard(group, self.channel)
         # After re-joining: what was committed before it is read from the database,
         # what is committed after it arrives by broadcast.
-        await self._guarded(self.catch_up(), "catch the sockets up")
+        await self.catch_up()
         for listener in self._listeners():
             await listener.refresh_presence()
 
@@ -170,47 +169,28 @@ class Hub:
                 seen.setdefault(id(listener), listener)
         return list(seen.values())
 
-    def _open_listeners(self) -> list[tuple[tuple[int, int], Listener]]:
-        keyed = []
+    def _by_kind(self) -> dict[type[Listener], list[Listener]]:
+        kinds: dict[type[Listener], list[Listener]] = {}
         for listener in self._listeners():
-            key = listener.access_key()
-            if key is not None:
-                keyed.append((key, listener))
-        return keyed
+            kinds.setdefault(type(listener), []).append(listener)
+        return kinds
 
     @staticmethod
-    async def _guarded(step: Any, what: str) -> None:
+    async def _guarded(step: Awaitable[None], what: str) -> None:
         try:
             await step
         except Exception:  # the database is unreachable, say: the rest still runs
             logger.warning("hub could not %s; retrying later", what, exc_info=True)
 
     async def recheck_access(self) -> None:
-        """Closes the sockets whose users may no longer be in their rooms: one query."""
-        keyed = self._open_listeners()
-        if not keyed:
-            return
-        check = await database_sync_to_async(socket_access_check)(sockets=[k for k, _ in keyed])
-        for _, listener in keyed:
-            try:
-                await listener.recheck(check)
-            except Exception as error:
-                logger.warning("re-checking a socket failed: %r", error)
+        """Each kind of socket re-checks all of its sockets (one query a kind)."""
+        for kind, listeners in self._by_kind().items():
+            await self._guarded(kind.recheck_sockets(listeners), "re-check the sockets' access")
 
     async def catch_up(self) -> None:
-        """Brings every socket up to its room's newest message: one query for all rooms."""
-        keyed = self._open_listeners()
-        if not keyed:
-            return
-        last_seqs = await database_sync_to_async(socket_rooms_last_seq)(
-            room_ids={room_id for (room_id, _), _ in keyed}
-        )
-        for (room_id, _), listener in keyed:
-            if room_id in last_seqs:
-                try:
-                    await listener.catch_up(last_seqs[room_id])
-                except Exception as error:
-                    logger.warning("catching a socket up failed: %r", error)
+        """Each kind of socket brings its sockets up to date (one query a kind)."""
+        for kind, listeners in self._by_kind().items():
+            await self._guarded(kind.catch_up_sockets(listeners), "catch the sockets up")
 
 
 _hubs = PerLoop(Hub)
