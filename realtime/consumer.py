@@ -7,8 +7,9 @@ and per-frame limits, parsing and dispatching client frames to a table of handle
 error frames, the hub subscription, holding events back while the client must see
 something first, the token's expiry and closing. Subclasses say what a socket opens
 with (``open``), which frames it takes (``frame_handlers``) and how it handles events
-(``on_event_<type>`` methods, or ``on_hot_event`` for the one type that nearly every
-event has). Nothing here knows rooms, messages or users beyond ``is_authenticated``.
+(``on_event_<type>`` methods; a subclass may take its busiest event type straight in
+``deliver`` before calling this one). Nothing here knows rooms, messages or users
+beyond ``is_authenticated``.
 """
 
 import asyncio
@@ -38,9 +39,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # Client frame type -> handler (an unbound method of the subclass).
     frame_handlers: ClassVar[dict[str, FrameHandler]] = {}
-    # The event type that nearly every event has: handed to ``on_hot_event`` without a
-    # handler lookup.
-    hot_event: ClassVar[str] = ""
 
     is_open = False
     subscriptions: tuple[str, ...] = ()
@@ -178,18 +176,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if self.held is None:
                 self.held = deque()
             self.held.append(event)
-        elif event["type"] == self.hot_event:
-            await self.on_hot_event(event)
         else:
             await self._handle_event(event)
 
-    async def on_hot_event(self, event: Mapping[str, Any]) -> None:
-        await self._handle_event(event)
-
     async def _handle_event(self, event: Mapping[str, Any]) -> None:
-        if event["type"] == self.hot_event:
-            await self.on_hot_event(event)
-            return
         handler = getattr(self, "on_event_" + get_handler_name(event), None)
         if handler is not None:
             await handler(event)
