@@ -26,4 +26,4 @@ class SessionJWTAuthentication(JWTAuthentication):
 class SessionJWTScheme(SimpleJWTScheme):
     """The schema's ``jwtAuth`` security scheme, as for SimpleJWT's own class."""
 
-    target_class = SessionJWTAuthentication
+    target_class = "accounts.authentication.SessionJWTAuthentication"

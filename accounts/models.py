@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
@@ -38,7 +38,7 @@ class User(AbstractUser):
     # second as the revocation (the next login) must still work.
     token_generation = models.PositiveIntegerField(default=0, editable=False)
 
-    objects = CaseInsensitiveUserManager()
+    objects: ClassVar[CaseInsensitiveUserManager] = CaseInsensitiveUserManager()
 
     class Meta:
         constraints = [
@@ -56,9 +56,10 @@ class User(AbstractUser):
         super().clean()  # normalizes the username (NFKC)
         # Here, not only in the constraint: forms (the admin's) never validate a field
         # they do not show, and would meet the clash as an IntegrityError.
-        if not isinstance(self.username, str):  # a form that already refused it
+        username: object = self.username
+        if not isinstance(username, str):  # a form that already refused it
             return
-        taken = User.objects.filter(username_folded=fold_case(self.username))
+        taken = User.objects.filter(username_folded=fold_case(username))
         if taken.exclude(pk=self.pk).exists():
             raise ValidationError({"username": USERNAME_TAKEN}, code="unique")
 

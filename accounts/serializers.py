@@ -125,7 +125,8 @@ class LogoutSerializer(serializers.Serializer[Any]):
 
     def validate_refresh(self, value: str) -> RefreshToken:
         try:
-            return RefreshToken(value)
+            # SimpleJWT annotates the encoded token as a Token; it takes the text.
+            return RefreshToken(value)  # type: ignore[arg-type]
         except TokenError as exc:  # malformed, expired, blacklisted or not a refresh token
             raise serializers.ValidationError(str(exc), code="token_not_valid") from exc
 
@@ -183,7 +184,7 @@ class TokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
     def _check_not_revoked(self, raw_token: str) -> None:
         # Logging out everywhere blacklists the outstanding refresh tokens too; this also
         # covers any that were never recorded as outstanding.
-        token = self.token_class(raw_token)
+        token = self.token_class(raw_token)  # type: ignore[arg-type]  # as above: the text
         user = User.objects.filter(pk=token.get(jwt_settings.USER_ID_CLAIM)).first()
         if user is not None and not token_is_current(token, user):
             raise TokenError("Token has been revoked: log in again.")
@@ -192,5 +193,5 @@ class TokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
         # SimpleJWT checks the blacklist, then blacklists: two refreshes racing with one
         # token could both win. Holding the token's row makes the second wait, and then
         # find the token blacklisted. (SQLite's write lock serializes them anyway.)
-        jti = self.token_class(raw_token)[jwt_settings.JTI_CLAIM]
+        jti = self.token_class(raw_token)[jwt_settings.JTI_CLAIM]  # type: ignore[arg-type]
         list(OutstandingToken.objects.select_for_update().filter(jti=jti).values_list("pk"))

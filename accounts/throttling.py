@@ -37,7 +37,8 @@ class SettingsScopedRateThrottle(ScopedRateThrottle):
         rates = api_settings.DEFAULT_THROTTLE_RATES
         if self.scope not in rates:
             raise ImproperlyConfigured(f"No throttle rate set for scope {self.scope!r}.")
-        return rates[self.scope]
+        rate = rates[self.scope]
+        return None if rate is None else str(rate)
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         # The counters live in the cache, Redis in production. Without it, fail open:
@@ -63,7 +64,8 @@ class FailedLoginThrottle(SimpleRateThrottle):
         pass
 
     def get_rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        return None if rate is None else str(rate)
 
     def get_cache_key(self, request: Any, view: Any = None) -> str | None:
         username = _username_of(request)
@@ -79,7 +81,10 @@ class FailedLoginThrottle(SimpleRateThrottle):
         self.rate = self.get_rate()
         if self.rate is None:
             return False
-        self.num_requests, self.duration = self.parse_rate(self.rate)
+        num_requests, duration = self.parse_rate(self.rate)
+        assert num_requests is not None  # a rate was given
+        assert duration is not None
+        self.num_requests, self.duration = num_requests, duration
         self.key = self.get_cache_key(request)
         if self.key is None:
             return False

@@ -23,7 +23,7 @@ class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):
         assert iscoroutinefunction(get_response), "an async middleware chain is expected"
         markcoroutinefunction(self)
 
-    async def __call__(self, request: HttpRequest) -> HttpResponseBase:  # type: ignore[override]
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if self.autorefresh:  # DEBUG: looks at the file system, as WhiteNoise does
             static_file = self.find_file(request.path_info)
         else:

@@ -79,8 +79,12 @@ class _SendWindow:
         return self.unsent > settings.CHAT_MAX_UNSENT_BYTES
 
 
-class LimitedWebSocketProtocol(WebSocketProtocol):  # type: ignore[misc]
+class LimitedWebSocketProtocol(WebSocketProtocol):
     """daphne's ``WebSocketProtocol`` with the limits of this module."""
+
+    # daphne's and autobahn's, which carry no types.
+    last_ping: float
+    muted: bool
 
     window: _SendWindow | None = None
     # Sends from the application are dropped once the socket is being closed here.

@@ -1,4 +1,4 @@
-"""Keyset pagination of a room's history by ``seq``.
+"""Keyset pagination of a room's history by ``seq``, and of its changes by ``rev``.
 
 Never offset: a page costs one index range scan at any depth, and messages arriving
 while a client pages never shift or repeat what it sees. ``?before=<seq>`` (or no
@@ -7,6 +7,7 @@ position) walks newest first; ``?after=<seq>`` walks oldest first, for catching 
 that wants newer messages asks ``?after=`` with the newest ``seq`` it has.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -16,8 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from messaging.models import Message
-from messaging.selectors import message_page_query
+from messaging.selectors import message_changes_query, message_page_query
 from messaging.serializers import MAX_SEQ, message_payloads
 
 
@@ -41,9 +41,10 @@ class MessageSeqPagination(BasePagination):
     max_limit = 100
 
     def paginate_queryset(
-        self, queryset: QuerySet[Message], request: Request, view: Any = None
-    ) -> list[dict[str, Any]]:
+        self, queryset: "QuerySet[Any, Any] | Sequence[Any]", request: Request, view: Any = None
+    ) -> list[Any]:
         """The page, as the messages' payloads (``message_payloads``), not Message objects."""
+        assert isinstance(queryset, QuerySet)  # the view's messages
         params = PageParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         limit = min(params.validated_data.get("limit", self.default_limit), self.max_limit)
@@ -88,5 +89,47 @@ class MessageSeqPagination(BasePagination):
         return [
             param("before", "Messages older than this seq, newest first."),
             param("after", "Messages newer than this seq, oldest first (catch-up)."),
+            param("limit", "Page size: default 50, at most 100."),
+        ]
+
+
+class ChangesParamsSerializer(serializers.Serializer[Any]):
+    """The query parameters of a page of changes."""
+
+    after = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_SEQ)
+    limit = serializers.IntegerField(required=False, min_value=1)
+
+
+class MessageRevPagination(MessageSeqPagination):
+    """Pages of a room's changes after ``?after=<rev>``, in ``rev`` order, keyed by ``rev``."""
+
+    def paginate_queryset(
+        self, queryset: "QuerySet[Any, Any] | Sequence[Any]", request: Request, view: Any = None
+    ) -> list[Any]:
+        assert isinstance(queryset, QuerySet)  # the view's messages
+        params = ChangesParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        limit = min(params.validated_data.get("limit", self.default_limit), self.max_limit)
+        page_query = message_changes_query(queryset, after=params.validated_data["after"])
+        rows = message_payloads(page_query, limit=limit + 1)
+        page = rows[:limit]
+        self.next_url = None
+        if len(rows) > limit:
+            url = request.build_absolute_uri()
+            self.next_url = replace_query_param(url, "after", page[-1]["rev"])
+        return page
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        def param(name: str, description: str) -> dict[str, Any]:
+            return {
+                "name": name,
+                "required": False,
+                "in": "query",
+                "description": description,
+                "schema": {"type": "integer"},
+            }
+
+        return [
+            param("after", "Messages changed after this revision (default 0), in rev order."),
             param("limit", "Page size: default 50, at most 100."),
         ]

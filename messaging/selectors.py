@@ -26,6 +26,13 @@ def message_page_query(
     return messages.order_by("-seq")
 
 
+def message_changes_query(messages: QuerySet[Message], *, after: int) -> QuerySet[Message]:
+    """``messages`` changed after revision ``after``, in ``rev`` order: each once, at its
+    latest revision. Walks the (room, rev) unique index, so a page costs the same at any
+    depth. ``changes/?after=`` and the socket's gap fill both page this way."""
+    return messages.filter(rev__gt=after).order_by("rev")
+
+
 def message_list_page(
     *, room: Room, before: int | None = None, after: int | None = None, limit: int
 ) -> list[Message]:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Model, Q
+from django.db.models import Field, Model, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -67,6 +67,14 @@ def _originals(drafts: Sequence[MessageDraft]) -> dict[tuple[int, int, str], Mes
     return {(m.room_id, m.author_id, m.client_id): m for m in found}
 
 
+def _concrete_field(model: type[Model], name: str) -> "tuple[Field[Any, Any], str]":
+    """The model's field called ``name`` (``pk`` for the primary key) and its column."""
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    assert isinstance(field, Field)
+    assert field.column is not None  # a column of the model's own table
+    return field, field.column
+
+
 def _update_rows(model: type[Model], fields: list[str], rows: list[tuple[Any, ...]]) -> None:
     """``UPDATE model SET fields = ... WHERE pk = ...`` for each ``(pk, *values)`` row.
 
@@ -75,16 +83,18 @@ def _update_rows(model: type[Model], fields: list[str], rows: list[tuple[Any, ..
     CASE expression per field per row, which cost more than the rest of a batch.
     """
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns = [_concrete_field(model, name) for name in fields]
+    _, pk_column = _concrete_field(model, "pk")
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    assignments = ", ".join(f"{quote(column)} = %s" for _, column in columns)
     # Only quoted names from the models' own metadata go into the text; values are
     # parameters.
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(pk_column)} = %s"  # noqa: S608
     params = []
     for pk, *values in rows:
         pairs = zip(columns, values, strict=True)
-        params.append([*(field.get_db_prep_save(value, connection) for field, value in pairs), pk])
+        prepared = (field.get_db_prep_save(value, connection) for (field, _), value in pairs)
+        params.append([*prepared, pk])
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
 

@@ -16,7 +16,7 @@ from accounts.serializers import user_brief, user_brief_of
 from messaging import events
 from messaging.events import ChangeFrame
 from messaging.models import Message
-from messaging.selectors import user_list_brief
+from messaging.selectors import message_changes_query, user_list_brief
 from rooms.models import Room
 from rooms.selectors import RoomForUser, room_get_for_user
 from rooms.serializers import room_payload
@@ -75,11 +75,8 @@ def socket_changes_after(*, room_id: int, after: int, known_seq: int) -> list[Ch
     socket has never seen is a ``message.new`` (a deleted one too: its tombstone), the
     others a ``message.updated`` or ``message.deleted``.
     """
-    changed = (
-        Message.objects.filter(room_id=room_id, rev__gt=after)
-        .select_related("author")
-        .order_by("rev")[:GAP_FILL_LIMIT]
-    )
+    messages = Message.objects.filter(room_id=room_id).select_related("author")
+    changed = message_changes_query(messages, after=after)[:GAP_FILL_LIMIT]
     changes: list[ChangeFrame] = []
     for message in changed:
         if message.seq > known_seq:

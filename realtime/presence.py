@@ -16,7 +16,7 @@ import asyncio
 import functools
 import time
 import weakref
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -206,6 +206,7 @@ class RedisPresenceStore:
 @functools.cache
 def get_presence_store() -> PresenceStore:
     if settings.REDIS_URL:
-        prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi")
+        layers: Any = settings.CHANNEL_LAYERS
+        prefix = layers["default"]["CONFIG"].get("prefix", "asgi")
         return RedisPresenceStore(settings.REDIS_URL, prefix)
     return MemoryPresenceStore()

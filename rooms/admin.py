@@ -18,7 +18,7 @@ class MembershipInline(admin.TabularInline[Membership, Room]):
     model = Membership
     extra = 0
     fields = ["user", "joined_at", "last_read_seq"]
-    readonly_fields = fields
+    readonly_fields = ["user", "joined_at", "last_read_seq"]
     can_delete = False
     show_change_link = True
 
@@ -43,7 +43,8 @@ class RoomAdminForm(forms.ModelForm[Room]):
 
     def clean(self) -> dict[str, Any]:
         # Here, not in clean_name: whether the name may be shared depends on visibility.
-        cleaned_data = super().clean()
+        super().clean()
+        cleaned_data = self.cleaned_data
         name = cleaned_data.get("name")
         public = cleaned_data.get("visibility") == Room.Visibility.PUBLIC
         if name and public and room_name_taken(name=name, exclude_pk=self.instance.pk):

@@ -18,7 +18,7 @@ from rooms.models import Room
 LAST_MESSAGES_ATTR = "last_messages"
 
 
-def last_message_prefetch() -> "Prefetch[Message]":
+def last_message_prefetch() -> Prefetch:
     """For a list of rooms: runs once for all the rooms loaded, the messages whose seq
     is their room's last_seq, found through the (room, seq) unique index."""
     return Prefetch(

@@ -58,10 +58,12 @@ class DateTimeCursorPagination(CursorPagination):
             raise ValidationError({"cursor": [INVALID_CURSOR]}) from None
         if cursor is None or cursor.position is None:
             return cursor
-        position = _utc_position(cursor.position)
+        position = _utc_position(str(cursor.position))
         if position is None:
             raise ValidationError({"cursor": [INVALID_CURSOR]})
-        return cursor._replace(position=position)
+        # DRF's stubs type a cursor's position as an int; it is the text of the ordering
+        # field, a time here.
+        return cursor._replace(position=position)  # type: ignore[arg-type]
 
 
 class RoomCursorPagination(DateTimeCursorPagination):

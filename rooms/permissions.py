@@ -33,6 +33,7 @@ class IsRoomMember(BasePermission):
         # Rooms from ``room_get_for_user`` carry the answer already.
         is_member: bool | None = getattr(obj, "is_member", None)
         if is_member is None:
+            assert request.user.pk is not None  # IsAuthenticated comes first
             is_member = membership_get(room_id=obj.pk, user_id=request.user.pk) is not None
         return is_member
 

@@ -10,6 +10,7 @@ ones.
 """
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from django.db.models import (
     BigIntegerField,
@@ -28,6 +29,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
+from django_stubs_ext import WithAnnotations
 
 from accounts.models import User
 from common.text import fold_case
@@ -82,7 +84,16 @@ def membership_get(*, room_id: int, user_id: int) -> Membership | None:
     return Membership.objects.filter(room_id=room_id, user_id=user_id).first()
 
 
-def _room_list_annotated(*, user: User) -> QuerySet[Room]:
+class RoomAnnotations(TypedDict):
+    """What ``room_list_for_user`` annotates each room with (``room_for_user`` reads it)."""
+
+    is_member: bool
+    member_count: int
+    unread_count: int | None
+    role: str | None
+
+
+def _room_list_annotated(*, user: User) -> "QuerySet[WithAnnotations[Room, RoomAnnotations]]":
     own_membership = Membership.objects.filter(room=OuterRef("pk"), user=user)
     member_count = (
         Membership.objects.filter(room=OuterRef("pk"))
@@ -113,7 +124,7 @@ def _room_list_annotated(*, user: User) -> QuerySet[Room]:
 
 def room_list_for_user(
     *, user: User, joined: bool = False, search: str | None = None
-) -> QuerySet[Room]:
+) -> "QuerySet[WithAnnotations[Room, RoomAnnotations]]":
     """Rooms ``user`` may see, most recently active first, annotated for ``room_for_user``.
 
     ``joined`` keeps only the rooms ``user`` is a member of; ``search`` keeps the rooms

@@ -39,6 +39,7 @@ from rooms.serializers import (
     RoomInputSerializer,
     RoomListQuerySerializer,
     RoomSerializer,
+    room_payload,
 )
 from rooms.services import (
     membership_add,
@@ -88,7 +89,7 @@ def room_data(*, room_id: int, user: User) -> dict[str, Any]:
     room = room_get_for_user(room_id=room_id, user=user)
     if room is None:  # deleted or hidden by a concurrent request
         raise NotFound
-    return dict(RoomSerializer(room).data)
+    return room_payload(room)
 
 
 @extend_schema(tags=["rooms"])

@@ -32,7 +32,7 @@ class FailureRecordingConnection(psycopg.Connection[Any]):
     """psycopg's connection, as the pool opens it, remembering why opening failed."""
 
     @classmethod
-    def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:  # type: ignore[override]
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
         target = _target(kwargs)
         try:
             connection = super().connect(conninfo, **kwargs)
