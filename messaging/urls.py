@@ -1,12 +1,17 @@
 from django.urls import URLPattern, URLResolver, path
 
-from messaging.views import MessageViewSet, RoomMessageViewSet
+from messaging.views import MessageViewSet, RoomChangesViewSet, RoomMessageViewSet
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path(
         "rooms/<int:room_id>/messages/",
         RoomMessageViewSet.as_view({"get": "list", "post": "create"}),
         name="room-messages",
+    ),
+    path(
+        "rooms/<int:room_id>/changes/",
+        RoomChangesViewSet.as_view({"get": "list"}),
+        name="room-changes",
     ),
     path(
         "messages/<int:message_id>/",

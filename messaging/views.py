@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from accounts.models import User
 from accounts.serializers import ErrorSerializer
 from messaging.models import Message
-from messaging.pagination import MessageSeqPagination
+from messaging.pagination import MessageRevPagination, MessageSeqPagination
 from messaging.selectors import message_get_for_user, message_list_for_room
 from messaging.serializers import MessageEditSerializer, MessageInputSerializer, MessageSerializer
 from messaging.services import (
@@ -94,6 +94,23 @@ class RoomMessageViewSet(
             MessageSerializer(result.message).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
+
+
+@extend_schema(tags=["messages"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="A room's changes after a revision: each message once, in its current state",
+        description="Every message whose `rev` is above `after`, in `rev` order, tombstones "
+        "included. A client that holds the room as of revision R and applies these to the "
+        "end holds every message in its current state (API.md, Revisions).",
+        responses={200: MessageSerializer(many=True), 400: BAD_REQUEST, 404: NOT_FOUND},
+    ),
+)
+class RoomChangesViewSet(RoomMessageViewSet):
+    """``GET /rooms/{id}/changes/``: the room's history as changes, keyed by ``rev``."""
+
+    pagination_class = MessageRevPagination
+    http_method_names = ["get", "head", "options"]
 
 
 @extend_schema(tags=["messages"])

@@ -13,6 +13,9 @@ from rooms.selectors import RoomForUser, room_for_user
 NAME_MAX_LENGTH = 64
 TOPIC_MAX_LENGTH = 256
 ROLE_CHOICES = ["owner", "member"]
+KIND_CHOICES = ["channel", "dm"]
+# Every room is a channel until direct messages come (API.md, Direct messages).
+CHANNEL = "channel"
 
 
 def room_payload(view: RoomForUser) -> dict[str, Any]:
@@ -21,6 +24,7 @@ def room_payload(view: RoomForUser) -> dict[str, Any]:
     room = view.room
     return {
         "id": room.pk,
+        "kind": CHANNEL,
         "name": room.name,
         "topic": room.topic,
         "visibility": str(room.visibility),
@@ -30,6 +34,8 @@ def room_payload(view: RoomForUser) -> dict[str, Any]:
         "is_member": view.is_member,
         "role": view.role,
         "unread_count": view.unread_count,
+        "last_seq": room.last_seq,
+        "last_rev": room.last_rev,
         "last_message": last_message_payload(room),
     }
 
@@ -42,6 +48,7 @@ class RoomSerializer(serializers.ModelSerializer[Room]):
     room.
     """
 
+    kind = serializers.SerializerMethodField()
     owner = UserBriefSerializer(read_only=True)
     member_count = serializers.IntegerField(read_only=True)
     is_member = serializers.BooleanField(read_only=True)
@@ -56,12 +63,19 @@ class RoomSerializer(serializers.ModelSerializer[Room]):
         read_only=True,
         help_text="Messages after the caller's read marker; null when not a member.",
     )
+    last_seq = serializers.IntegerField(
+        read_only=True, help_text="The seq of the room's newest message (0: none yet)."
+    )
+    last_rev = serializers.IntegerField(
+        read_only=True, help_text="The room's newest revision (see changes/)."
+    )
     last_message = serializers.SerializerMethodField(allow_null=True)
 
     class Meta:
         model = Room
         fields = [
             "id",
+            "kind",
             "name",
             "topic",
             "visibility",
@@ -71,9 +85,15 @@ class RoomSerializer(serializers.ModelSerializer[Room]):
             "is_member",
             "role",
             "unread_count",
+            "last_seq",
+            "last_rev",
             "last_message",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=KIND_CHOICES))
+    def get_kind(self, room: Room) -> str:
+        return CHANNEL
 
     @extend_schema_field(last_message_schema())
     def get_last_message(self, room: Room) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ TAG_OF_PATH = [
     (r"^/api/v1/users/", "users"),
     (r"^/api/v1/rooms/\{room_id\}/members/", "members"),
     (r"^/api/v1/rooms/\{room_id\}/messages/", "messages"),
+    (r"^/api/v1/rooms/\{room_id\}/changes/", "messages"),
     (r"^/api/v1/messages/", "messages"),
     (r"^/api/v1/rooms/", "rooms"),
 ]

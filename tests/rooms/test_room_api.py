@@ -112,6 +112,7 @@ def test_list_shows_every_room_field_for_owner_member_and_outsider(
     as_owner, as_member, as_outsider = only_room(owner), only_room(member), only_room(outsider)
     assert set(as_owner) == {
         "id",
+        "kind",
         "name",
         "topic",
         "visibility",
@@ -121,8 +122,11 @@ def test_list_shows_every_room_field_for_owner_member_and_outsider(
         "is_member",
         "role",
         "unread_count",
+        "last_seq",
+        "last_rev",
         "last_message",
     }
+    assert (as_owner["kind"], as_owner["last_seq"], as_owner["last_rev"]) == ("channel", 3, 3)
     assert as_owner["owner"] == {
         "id": owner.pk,
         "username": owner.username,

@@ -236,3 +236,77 @@ async def test_the_per_user_socket_limit_counts_over_both_processes(
                 assert await close_code(third) == 4429
         await assert_nothing_pending(first)  # the two that fit stay open
         await assert_nothing_pending(second)
+
+
+def change_revs(frames: list[dict[str, object]]) -> list[int]:
+    """The revisions of the room's message events, in the order a socket got them."""
+    revs = []
+    for frame in frames:
+        if frame["type"] in ("message.new", "message.updated"):
+            revs.append(frame["message"]["rev"])  # type: ignore[index]
+        elif frame["type"] == "message.deleted":
+            revs.append(frame["rev"])
+    return revs  # type: ignore[return-value]
+
+
+async def test_changes_made_on_two_servers_reach_every_socket_in_rev_order(
+    postgres: None, redis_url: str, start_server: StartServer
+) -> None:
+    """Sends over one process's sockets, edits and deletions over the other's REST: each
+    socket, on either server, gets revisions 1, 2, 3, … in order, each once."""
+    server_a, server_b = start_server(), start_server()
+    alice = await asyncio.to_thread(register, server_a, "alice")
+    bob = await asyncio.to_thread(register, server_b, "bob")
+    room = await asyncio.to_thread(create_room, server_a, alice, "edits")
+    room_id = room["id"]
+    await asyncio.to_thread(join_room, server_b, bob, room_id)
+    sends, edits = CONCURRENT_SENDS, CONCURRENT_SENDS // 2
+
+    async with contextlib.AsyncExitStack() as stack:
+        alice_ws = await stack.enter_async_context(
+            open_socket(server_a, room_id, token=alice.access)
+        )
+        bob_ws = await stack.enter_async_context(open_socket(server_b, room_id, token=bob.access))
+        for ws in (alice_ws, bob_ws):
+            assert (await receive(ws))["last_rev"] == 0
+        for n in range(sends):
+            await send(alice_ws, {"type": "message.send", "body": f"m{n}", "client_id": f"a-{n}"})
+
+        async def change_on_b() -> None:
+            # Edit and delete the first messages as soon as they are stored.
+            for n in range(edits):
+                while True:
+                    page = await asyncio.to_thread(
+                        server_b.request,
+                        "GET",
+                        f"/api/v1/rooms/{room_id}/messages/?after={n}&limit=1",
+                        token=alice.access,
+                    )
+                    if page.body["results"]:
+                        break
+                    await asyncio.sleep(0.01)
+                message_id = page.body["results"][0]["id"]
+                method, body = ("DELETE", None) if n % 2 else ("PATCH", {"body": f"m{n}!"})
+                answer = await asyncio.to_thread(
+                    server_b.request,
+                    method,
+                    f"/api/v1/messages/{message_id}/",
+                    token=alice.access,
+                    body=body,
+                )
+                assert answer.status in (200, 204), answer
+
+        await change_on_b()
+        total = sends + edits
+
+        def heard_all(frames: list[dict[str, object]]) -> bool:
+            return len(change_revs(frames)) >= total
+
+        heard = await asyncio.gather(
+            *(frames_until(ws, heard_all, within=DELIVERY_TIMEOUT) for ws in (alice_ws, bob_ws))
+        )
+
+    for frames in heard:
+        assert change_revs(frames) == list(range(1, total + 1))
+    stored = await asyncio.to_thread(all_messages, server_b, bob, room_id)
+    assert max(m["rev"] for m in stored) == total
