@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format migrate superuser clean bench
+.PHONY: run test test-fast lint format migrate superuser clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: migrate
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The app tests alone: no daphne process, browser or killed service (a minute or two).
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/pytest -m "not e2e and not scale and not soak and not clients" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

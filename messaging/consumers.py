@@ -20,7 +20,7 @@ from rest_framework.exceptions import ValidationError
 from accounts.models import User
 from messaging import events
 from messaging.events import MESSAGE_CHANGES, ChangeFrame
-from messaging.middleware import get_user_for_token
+from messaging.middleware import get_user_for_token, scope_user
 from messaging.serializers import (
     AuthFrameSerializer,
     ReadFrameSerializer,
@@ -68,7 +68,9 @@ class ChatConsumer(RealtimeConsumer):
     last_read_seq = 0
 
     async def open(self) -> None:
-        self.user = self.scope["user"]
+        user = scope_user(self.scope)
+        assert user is not None  # the base admitted only an authenticated socket
+        self.user = user
         self.room_id = int(self.scope["url_route"]["kwargs"]["room_id"])
         self.socket_id = uuid.uuid4().hex
         # Subscribe before reading the room, so no change committed after hello's
@@ -178,9 +180,12 @@ class ChatConsumer(RealtimeConsumer):
             # Sending moves the sender's read marker to the message.
             self.last_read_seq = max(self.last_read_seq, payload["seq"])
             # Only now, after commit: the ack promises the message is stored.
-            await self.send_frame(
-                {"type": "message.ack", "client_id": data.get("client_id"), "message": payload}
-            )
+            ack: events.AckFrame = {
+                "type": "message.ack",
+                "client_id": data.get("client_id"),
+                "message": payload,
+            }
+            await self.send_frame(ack)
         finally:
             await self.release()
 

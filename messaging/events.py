@@ -29,6 +29,25 @@ class MessageChangesEvent(TypedDict):
     frames: list[ChangeFrame]
 
 
+class HelloFrame(TypedDict):
+    """What a room socket sends first (API.md: WebSocket)."""
+
+    type: Literal["hello"]
+    room: dict[str, Any]
+    user: dict[str, Any]
+    online: list[dict[str, Any]]
+    last_seq: int
+    last_rev: int
+
+
+class AckFrame(TypedDict):
+    """The sender's answer to a stored ``message.send``."""
+
+    type: Literal["message.ack"]
+    client_id: str | None
+    message: dict[str, Any]
+
+
 class UserFrameEvent(TypedDict):
     """Typing and presence: the frame, and whose it is (not sent back to them)."""
 

@@ -21,6 +21,17 @@ from messaging.selectors import message_changes_query, message_page_query
 from messaging.serializers import MAX_SEQ, message_payloads
 
 
+def _integer_param(name: str, description: str) -> dict[str, Any]:
+    """An optional integer query parameter, as the schema shows it."""
+    return {
+        "name": name,
+        "required": False,
+        "in": "query",
+        "description": description,
+        "schema": {"type": "integer"},
+    }
+
+
 class PageParamsSerializer(serializers.Serializer[Any]):
     """The query parameters of a history page."""
 
@@ -77,19 +88,10 @@ class MessageSeqPagination(BasePagination):
         }
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        def param(name: str, description: str) -> dict[str, Any]:
-            return {
-                "name": name,
-                "required": False,
-                "in": "query",
-                "description": description,
-                "schema": {"type": "integer"},
-            }
-
         return [
-            param("before", "Messages older than this seq, newest first."),
-            param("after", "Messages newer than this seq, oldest first (catch-up)."),
-            param("limit", "Page size: default 50, at most 100."),
+            _integer_param("before", "Messages older than this seq, newest first."),
+            _integer_param("after", "Messages newer than this seq, oldest first (catch-up)."),
+            _integer_param("limit", "Page size: default 50, at most 100."),
         ]
 
 
@@ -120,16 +122,9 @@ class MessageRevPagination(MessageSeqPagination):
         return page
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        def param(name: str, description: str) -> dict[str, Any]:
-            return {
-                "name": name,
-                "required": False,
-                "in": "query",
-                "description": description,
-                "schema": {"type": "integer"},
-            }
-
         return [
-            param("after", "Messages changed after this revision (default 0), in rev order."),
-            param("limit", "Page size: default 50, at most 100."),
+            _integer_param(
+                "after", "Messages changed after this revision (default 0), in rev order."
+            ),
+            _integer_param("limit", "Page size: default 50, at most 100."),
         ]

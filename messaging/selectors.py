@@ -17,7 +17,7 @@ def message_page_query(
 ) -> QuerySet[Message]:
     """``messages`` in keyset order by ``seq``: newest first (below ``before``, if given),
     or oldest first above ``after``. Walks the (room, seq) unique index, so a page costs
-    the same at any depth. The REST history and the socket's gap fill both page this way.
+    the same at any depth.
     """
     if after is not None:
         return messages.filter(seq__gt=after).order_by("seq")
@@ -31,14 +31,6 @@ def message_changes_query(messages: QuerySet[Message], *, after: int) -> QuerySe
     latest revision. Walks the (room, rev) unique index, so a page costs the same at any
     depth. ``changes/?after=`` and the socket's gap fill both page this way."""
     return messages.filter(rev__gt=after).order_by("rev")
-
-
-def message_list_page(
-    *, room: Room, before: int | None = None, after: int | None = None, limit: int
-) -> list[Message]:
-    """One page of ``room``'s messages (``message_page_query``), with their authors."""
-    messages = message_list_for_room(room=room)
-    return list(message_page_query(messages, before=before, after=after)[:limit])
 
 
 def message_get_for_user(*, message_id: int, user: User) -> Message | None:

@@ -7,14 +7,13 @@ queryset and every thread hop does all of its database work at once.
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from django.db.models import FilteredRelation, OuterRef, Q, Subquery
 
 from accounts.models import User
 from accounts.serializers import user_brief, user_brief_of
 from messaging import events
-from messaging.events import ChangeFrame
+from messaging.events import ChangeFrame, HelloFrame
 from messaging.models import Message
 from messaging.selectors import message_changes_query, user_list_brief
 from rooms.models import Room
@@ -40,7 +39,7 @@ def socket_room(*, room_id: int, user: User) -> tuple[RoomForUser | None, RoomAc
     return room, RoomAccess.MEMBER
 
 
-def socket_hello(*, room: RoomForUser, user: User, online_ids: list[int]) -> dict[str, Any]:
+def socket_hello(*, room: RoomForUser, user: User, online_ids: list[int]) -> HelloFrame:
     return {
         "type": "hello",
         "room": room_payload(room),
@@ -53,7 +52,7 @@ def socket_hello(*, room: RoomForUser, user: User, online_ids: list[int]) -> dic
 
 def socket_open(
     *, room_id: int, user: User, online_ids: list[int]
-) -> tuple[RoomForUser | None, RoomAccess, dict[str, Any] | None]:
+) -> tuple[RoomForUser | None, RoomAccess, HelloFrame | None]:
     """All that opening a socket reads, in one thread hop: the room as ``user`` sees it,
     whether they may be in it, and (if they may) the ``hello`` frame."""
     room, access = socket_room(room_id=room_id, user=user)

@@ -17,6 +17,9 @@ from realtime.hub import close_hub
 from rooms.models import Room
 from tests.factories import RoomFactory, UserFactory
 
+# The server fixtures of the e2e, scale, soak and client tests: one plugin for them all.
+pytest_plugins = ["tests.support.servers", "tests.support.services"]
+
 
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)

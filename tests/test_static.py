@@ -7,7 +7,6 @@ from asgiref.testing import ApplicationCommunicator
 from django.test import AsyncClient
 
 from config.asgi import application
-from config.static import AsyncWhiteNoiseMiddleware
 
 
 async def test_the_web_client_is_served_at_the_root(async_client: AsyncClient) -> None:
@@ -25,14 +24,6 @@ async def test_other_requests_pass_through_to_the_api(async_client: AsyncClient)
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
-
-
-def test_the_middleware_runs_on_the_event_loop() -> None:
-    """Async only: Django then keeps the chain on the loop instead of hopping threads."""
-    assert (AsyncWhiteNoiseMiddleware.async_capable, AsyncWhiteNoiseMiddleware.sync_capable) == (
-        True,
-        False,
-    )
 
 
 async def _get(path: str) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Fixtures for the client tests: the e2e servers, a proxy that can cut connections, Chromium.
 
-The servers come from ``tests/e2e/conftest.py`` (one real daphne process per test on a
+The servers come from ``tests.support.servers`` (one real daphne process per test on a
 database of its own). ``proxy`` puts a TCP forwarder in front of it, so a test can drop
 every open connection, as a network failure would, and refuse new ones for a while.
 """
@@ -18,15 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import skip_or_fail
-from tests.e2e import conftest as e2e
-from tests.e2e.helpers import HOST, Server
-
-# The end-to-end fixtures, shared with this folder: real servers on databases of their own.
-e2e_channel_prefix = e2e.e2e_channel_prefix
-e2e_redis_url = e2e.e2e_redis_url
-e2e_database = e2e.e2e_database
-start_server = e2e.start_server
-server = e2e.server
+from tests.support.client import HOST, Server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "artifacts"

@@ -7,8 +7,20 @@ server, so the test can cut the network under them and watch them reconnect.
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.clients.conftest import ARTIFACTS, CuttingProxy
-from tests.e2e.helpers import HOST, PASSWORD, Server, create_room, join_room, post_message, register
+from tests.support.client import (
+    HOST,
+    PASSWORD,
+    Server,
+    create_room,
+    join_room,
+    post_message,
+    register,
+)
+
+pytestmark = pytest.mark.clients
 
 XSS = "<img src=x onerror=alert(1)>"
 RECONNECT_TIMEOUT = 15_000  # ms: backoff grows while the proxy refuses

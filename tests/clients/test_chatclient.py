@@ -23,7 +23,7 @@ import pytest
 from chatclient import ChatClient, RoomClosed, Tokens, TokenStore
 from chatclient.cli import Progress, printable
 from tests.clients.conftest import PROJECT_ROOT, CuttingProxy
-from tests.e2e.helpers import (
+from tests.support.client import (
     PASSWORD,
     SECRET_KEY,
     Account,
@@ -34,6 +34,8 @@ from tests.e2e.helpers import (
     post_message,
     register,
 )
+
+pytestmark = pytest.mark.clients
 
 NEXT_TIMEOUT = 10.0
 WRONG_KEY = "a-key-that-the-server-never-signs-with-0123456789"

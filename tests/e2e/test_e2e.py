@@ -12,8 +12,7 @@ import jwt
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.conftest import StartServer
-from tests.e2e.helpers import (
+from tests.support.client import (
     FRAME_LIMIT,
     SECRET_KEY,
     Account,
@@ -30,6 +29,7 @@ from tests.e2e.helpers import (
     register,
     send,
 )
+from tests.support.servers import StartServer
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from tests.e2e.conftest import StartServer
-from tests.e2e.helpers import register
+from tests.support.client import register
+from tests.support.servers import StartServer
 
 pytestmark = pytest.mark.e2e
 

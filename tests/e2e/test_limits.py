@@ -16,8 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
-from tests.e2e.conftest import StartServer
-from tests.e2e.helpers import (
+from tests.support.client import (
     HOST,
     Server,
     close_frame,
@@ -28,6 +27,7 @@ from tests.e2e.helpers import (
     register_all,
     send,
 )
+from tests.support.servers import StartServer
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import HOST, Server
+from tests.support.client import HOST, Server
 
 pytestmark = pytest.mark.e2e
 

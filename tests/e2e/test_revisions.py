@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from tests.e2e.helpers import (
+from tests.support.client import (
     Account,
     Server,
     assert_nothing_pending,

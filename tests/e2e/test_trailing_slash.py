@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from tests.e2e.helpers import Server, register
+from tests.support.client import Server, register
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Client-side helpers for the scale-out and fault tests, on top of ``tests.e2e.helpers``."""
+"""Client-side helpers for the scale-out and fault tests, on top of ``tests.support.client``."""
 
 import asyncio
 import time
@@ -8,7 +8,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.helpers import (
+from tests.support.client import (
     Account,
     Server,
     close_code,

@@ -15,17 +15,6 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import StartServer, _migrate, _server_env
-from tests.e2e.helpers import (
-    Server,
-    create_room,
-    join_room,
-    open_socket,
-    post_message,
-    receive,
-    register,
-)
-from tests.scale.conftest import PostgresCluster
 from tests.scale.helpers import (
     all_messages,
     answer_to,
@@ -34,6 +23,17 @@ from tests.scale.helpers import (
     opening_close_code,
     ping,
 )
+from tests.support.client import (
+    Server,
+    create_room,
+    join_room,
+    open_socket,
+    post_message,
+    receive,
+    register,
+)
+from tests.support.servers import StartServer, _migrate, _server_env
+from tests.support.services import PostgresCluster
 
 pytestmark = pytest.mark.scale
 

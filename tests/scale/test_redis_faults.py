@@ -22,20 +22,6 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import PROJECT_ROOT, StartServer, _server_env
-from tests.e2e.helpers import (
-    PASSWORD,
-    Account,
-    Server,
-    create_room,
-    join_room,
-    open_socket,
-    post_message,
-    receive,
-    register,
-    register_all,
-)
-from tests.scale.conftest import RedisServer
 from tests.scale.helpers import (
     all_messages,
     answer_to,
@@ -47,6 +33,20 @@ from tests.scale.helpers import (
     ping,
     read_until,
 )
+from tests.support.client import (
+    PASSWORD,
+    Account,
+    Server,
+    create_room,
+    join_room,
+    open_socket,
+    post_message,
+    receive,
+    register,
+    register_all,
+)
+from tests.support.servers import PROJECT_ROOT, StartServer, _server_env
+from tests.support.services import RedisServer
 
 pytestmark = pytest.mark.scale
 

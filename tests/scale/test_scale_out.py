@@ -9,8 +9,15 @@ import contextlib
 
 import pytest
 
-from tests.e2e.conftest import StartServer
-from tests.e2e.helpers import (
+from tests.scale.helpers import (
+    all_messages,
+    brief,
+    frames_until,
+    new_seqs,
+    of_type,
+    online_ids,
+)
+from tests.support.client import (
     assert_nothing_pending,
     close_code,
     create_room,
@@ -20,14 +27,7 @@ from tests.e2e.helpers import (
     register,
     send,
 )
-from tests.scale.helpers import (
-    all_messages,
-    brief,
-    frames_until,
-    new_seqs,
-    of_type,
-    online_ids,
-)
+from tests.support.servers import StartServer
 
 pytestmark = pytest.mark.scale
 

@@ -27,8 +27,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import StartServer
-from tests.e2e.helpers import (
+from tests.support.client import (
     Account,
     Server,
     create_room,
@@ -39,6 +38,7 @@ from tests.e2e.helpers import (
     register,
     send,
 )
+from tests.support.servers import StartServer
 
 pytestmark = pytest.mark.soak
 

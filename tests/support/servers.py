@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connections
 from psycopg import sql
 
-from tests.e2e.helpers import HOST, SECRET_KEY, Server
+from tests.support.client import HOST, SECRET_KEY, Server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 20.0
@@ -47,12 +47,6 @@ _SETTINGS_VAR_PREFIXES = (
 )
 
 StartServer = Callable[..., Server]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "e2e: end-to-end test against real daphne processes (slower; spawns servers)"
-    )
 
 
 def _free_port() -> int:

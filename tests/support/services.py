@@ -1,9 +1,9 @@
 """Scale-out and fault fixtures: private Redis and PostgreSQL servers that a test can kill.
 
-The daphne side comes from ``tests/e2e``: its fixtures are imported here so that they
-serve this folder too. A fault-injection test swaps a service for one of its own by
-overriding ``e2e_redis_url`` or ``e2e_database`` in its module, so ``start_server``
-points its processes at a server that the test stops and starts at will.
+The daphne side is ``tests.support.servers``. A fault-injection test swaps a service for
+one of its own by overriding ``e2e_redis_url`` or ``e2e_database`` in its module, so
+``start_server`` points its processes at a server that the test stops and starts at
+will.
 
 Every server started here is stopped by its fixture, whatever the test did.
 """
@@ -26,21 +26,9 @@ import psycopg
 import pytest
 
 from tests.conftest import skip_or_fail
-from tests.e2e.conftest import (  # noqa: F401  (fixtures, imported to serve this folder)
-    e2e_channel_prefix,
-    e2e_database,
-    e2e_redis_url,
-    start_server,
-)
-from tests.e2e.helpers import HOST
+from tests.support.client import HOST
 
 SERVICE_TIMEOUT = 15.0
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "scale: several daphne processes, or services killed under them (slow)"
-    )
 
 
 def free_port() -> int:
