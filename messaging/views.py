@@ -170,6 +170,8 @@ class MessageViewSet(viewsets.GenericViewSet[Message]):
             raise exceptions.PermissionDenied(
                 "Only a member of the room can edit messages in it."
             ) from None
+        except Room.DoesNotExist:  # deleted with its room meanwhile
+            raise exceptions.NotFound from None
         return Response(MessageSerializer(message).data)
 
     def destroy(self, request: Request, message_id: str) -> Response:
