@@ -86,8 +86,8 @@ class ChatConsumer(RealtimeConsumer):
         )
         if room is None or hello is None:
             self.unsubscribe()
-            code = frames.CLOSE_FORBIDDEN if access is RoomAccess.NOT_MEMBER else None
-            await self.close_with(code or frames.CLOSE_NOT_FOUND)
+            not_member = access is RoomAccess.NOT_MEMBER
+            await self.close_with(frames.CLOSE_FORBIDDEN if not_member else frames.CLOSE_NOT_FOUND)
             return
         joined = await presence.join(self.room_id, self.user.pk, self.socket_id)
         self.present = True
