@@ -93,24 +93,18 @@ class OrderedStream(Generic[Item]):
     def position(self) -> int:
         return self.orderer.position
 
-    def take(self, items: Iterable[Item]) -> list[Item]:
-        """Items as they arrive from the layer: those that are in order now, for the
-        caller to send holding ``lock`` (the hot path, without a callback per event).
-        Starts filling a gap that this leaves."""
+    async def offer(self, items: Iterable[Item]) -> None:
+        """Items as they arrive from the layer: sends those in order now through
+        ``emit``, holds back early ones, and starts filling a gap that this leaves."""
         ready: list[Item] = []
         offer = self.orderer.offer
         for item in items:
             offer(item[0], item, ready)
-        if self.gap_task is None and self.orderer.has_gap:
-            self.gap_task = asyncio.create_task(self._fill_gap(GAP_WAIT))
-        return ready
-
-    async def offer(self, items: Iterable[Item]) -> None:
-        """``take``, then send what is ready through ``emit``."""
-        ready = self.take(items)
         if ready:
             async with self.lock:
                 await self.emit(ready)
+        if self.gap_task is None and self.orderer.has_gap:
+            self.gap_task = asyncio.create_task(self._fill_gap(GAP_WAIT))
 
     def expect(self, position: int) -> None:
         """The stream's newest position is ``position``: fill up to it, now."""
