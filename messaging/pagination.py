@@ -45,32 +45,38 @@ class PageParamsSerializer(serializers.Serializer[Any]):
         return attrs
 
 
-class MessageSeqPagination(BasePagination):
-    """Pages of at most ``limit`` messages (default 50, at most 100), keyed by ``seq``."""
+class MessageKeysetPagination(BasePagination):
+    """Pages of at most ``limit`` messages (default 50, at most 100), as their payloads
+    (``message_payloads``), not Message objects; ``next`` moves one position parameter
+    past the page's last message. Subclasses say which parameters and which order."""
 
     default_limit = 50
     max_limit = 100
+    next_url: str | None = None
 
-    def paginate_queryset(
-        self, queryset: "QuerySet[Any, Any] | Sequence[Any]", request: Request, view: Any = None
+    def limit_of(self, params: serializers.Serializer[Any]) -> int:
+        return min(params.validated_data.get("limit", self.default_limit), self.max_limit)
+
+    def page_of(
+        self,
+        page_query: "QuerySet[Any, Any]",
+        request: Request,
+        *,
+        limit: int,
+        next_param: str,
+        key: str,
+        drop_param: str | None = None,
     ) -> list[Any]:
-        """The page, as the messages' payloads (``message_payloads``), not Message objects."""
-        assert isinstance(queryset, QuerySet)  # the view's messages
-        params = PageParamsSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        limit = min(params.validated_data.get("limit", self.default_limit), self.max_limit)
-        after = params.validated_data.get("after")
-        before = params.validated_data.get("before")
-        direction = "after" if after is not None else "before"
-        page_query = message_page_query(queryset, before=before, after=after)
+        """One page of ``page_query``; ``next`` sets ``next_param`` to the last message's
+        ``key`` (and drops ``drop_param``), or is null when this is all."""
         rows = message_payloads(page_query, limit=limit + 1)
         page = rows[:limit]
         self.next_url = None
         if len(rows) > limit:
-            other = "after" if direction == "before" else "before"
-            url = remove_query_param(request.build_absolute_uri(), other)
-            url = replace_query_param(url, direction, page[-1]["seq"])
-            self.next_url = url
+            url = request.build_absolute_uri()
+            if drop_param is not None:
+                url = remove_query_param(url, drop_param)
+            self.next_url = replace_query_param(url, next_param, page[-1][key])
         return page
 
     def get_paginated_response(self, data: Any) -> Response:
@@ -87,6 +93,28 @@ class MessageSeqPagination(BasePagination):
             },
         }
 
+
+class MessageSeqPagination(MessageKeysetPagination):
+    """A room's history keyed by ``seq``: newest first, or oldest first after ``after``."""
+
+    def paginate_queryset(
+        self, queryset: "QuerySet[Any, Any] | Sequence[Any]", request: Request, view: Any = None
+    ) -> list[Any]:
+        assert isinstance(queryset, QuerySet)  # the view's messages
+        params = PageParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        after = params.validated_data.get("after")
+        before = params.validated_data.get("before")
+        forward = after is not None
+        return self.page_of(
+            message_page_query(queryset, before=before, after=after),
+            request,
+            limit=self.limit_of(params),
+            next_param="after" if forward else "before",
+            drop_param="before" if forward else "after",
+            key="seq",
+        )
+
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return [
             _integer_param("before", "Messages older than this seq, newest first."),
@@ -102,8 +130,8 @@ class ChangesParamsSerializer(serializers.Serializer[Any]):
     limit = serializers.IntegerField(required=False, min_value=1)
 
 
-class MessageRevPagination(MessageSeqPagination):
-    """Pages of a room's changes after ``?after=<rev>``, in ``rev`` order, keyed by ``rev``."""
+class MessageRevPagination(MessageKeysetPagination):
+    """A room's changes after ``?after=<rev>``, in ``rev`` order, keyed by ``rev``."""
 
     def paginate_queryset(
         self, queryset: "QuerySet[Any, Any] | Sequence[Any]", request: Request, view: Any = None
@@ -111,15 +139,13 @@ class MessageRevPagination(MessageSeqPagination):
         assert isinstance(queryset, QuerySet)  # the view's messages
         params = ChangesParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        limit = min(params.validated_data.get("limit", self.default_limit), self.max_limit)
-        page_query = message_changes_query(queryset, after=params.validated_data["after"])
-        rows = message_payloads(page_query, limit=limit + 1)
-        page = rows[:limit]
-        self.next_url = None
-        if len(rows) > limit:
-            url = request.build_absolute_uri()
-            self.next_url = replace_query_param(url, "after", page[-1]["rev"])
-        return page
+        return self.page_of(
+            message_changes_query(queryset, after=params.validated_data["after"]),
+            request,
+            limit=self.limit_of(params),
+            next_param="after",
+            key="rev",
+        )
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return [

@@ -51,13 +51,10 @@ NOT_FOUND = OpenApiResponse(
         },
     ),
 )
-class RoomMessageViewSet(
-    mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[Message]
-):
-    """A room's history (GET) and sending over plain HTTP (POST)."""
+class RoomMessagesView(viewsets.GenericViewSet[Message]):
+    """A room's messages, visible to the caller (or a 404), listed by the paginator."""
 
     serializer_class = MessageSerializer
-    pagination_class = MessageSeqPagination
     queryset = Message.objects.none()
 
     def get_room(self) -> Room:
@@ -76,6 +73,12 @@ class RoomMessageViewSet(
         # The paginator returns the page already as payloads (MessageSerializer's shape).
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(page)
+
+
+class RoomMessageViewSet(mixins.CreateModelMixin, RoomMessagesView):
+    """A room's history (GET) and sending over plain HTTP (POST)."""
+
+    pagination_class = MessageSeqPagination
 
     def create(self, request: Request, room_id: str) -> Response:
         assert isinstance(request.user, User)
@@ -106,11 +109,10 @@ class RoomMessageViewSet(
         responses={200: MessageSerializer(many=True), 400: BAD_REQUEST, 404: NOT_FOUND},
     ),
 )
-class RoomChangesViewSet(RoomMessageViewSet):
+class RoomChangesViewSet(RoomMessagesView):
     """``GET /rooms/{id}/changes/``: the room's history as changes, keyed by ``rev``."""
 
     pagination_class = MessageRevPagination
-    http_method_names = ["get", "head", "options"]
 
 
 @extend_schema(tags=["messages"])
