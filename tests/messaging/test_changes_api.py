@@ -13,7 +13,7 @@ from accounts.models import User
 from messaging.models import Message
 from messaging.services import message_create, message_delete, message_update
 from rooms.models import Membership, Room
-from tests.factories import RoomFactory, UserFactory
+from tests.factories import MessageFactory, RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +84,14 @@ def test_pages_follow_next_by_rev_and_limit_is_capped(
     for n in range(110):
         send(room, user, f"more {n}")
     assert len(auth_client.get(url(room, "?limit=1000")).json()["results"]) == 100
+
+
+def test_a_page_holds_50_changes_unless_told(auth_client: APIClient, room: Room) -> None:
+    MessageFactory.create_batch(51, room=room)
+
+    first = auth_client.get(url(room)).json()
+    assert [m["rev"] for m in first["results"]] == list(range(1, 51))
+    assert [m["rev"] for m in auth_client.get(first["next"]).json()["results"]] == [51]
 
 
 @pytest.mark.parametrize("query", ["?after=-1", "?after=x", f"?after={2**63}", "?limit=0"])

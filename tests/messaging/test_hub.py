@@ -8,10 +8,12 @@ from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
 from messaging import consumers
+from messaging.services import message_create, message_delete, message_update
 from messaging.sockets import SocketAccessCheck, socket_access_check, socket_rooms_last_rev
 from realtime.groups import room_group
 from realtime.hub import get_hub
 from rooms.models import Membership, Room
+from tests.conftest import Published
 from tests.factories import MessageFactory, RoomFactory, UserFactory
 from tests.messaging.conftest import TIMEOUT, Connect, close_code_after_open, receive_until
 
@@ -195,3 +197,38 @@ async def test_the_hub_reads_the_newest_rev_of_all_its_rooms_in_one_query(
         await get_hub().maintain()
 
     assert reads == [{room.pk, other_room.pk}]
+
+
+async def test_edits_and_deletions_whose_events_were_lost_are_filled_in_rev_order(
+    connect: Connect, room: Room, user: User, member: User, capture_events: Published
+) -> None:
+    """API.md, Guarantees (v2): a socket gets the room's changes in rev order, edits and
+    deletions included, even when their events never reached it."""
+    kept = await database_sync_to_async(message_create)(room=room, author=user, body="kept")
+    gone = await database_sync_to_async(message_create)(room=room, author=user, body="gone")
+    socket = await connect(room, member)
+    assert socket.hello["last_rev"] == 2
+    # Edited, deleted and sent while the layer was away: the events are captured, not sent.
+    await database_sync_to_async(message_update)(message=kept.message, body="kept, edited")
+    await database_sync_to_async(message_delete)(message=gone.message)
+    await database_sync_to_async(message_create)(room=room, author=user, body="new")
+    assert [e["type"] for _, e in capture_events][-3:] == ["message.changes"] * 3
+
+    await get_hub().maintain()
+
+    frames = [await socket.receive_json_from(timeout=TIMEOUT) for _ in range(3)]
+    assert [(f["type"], f.get("message", f)["rev"]) for f in frames] == [
+        ("message.updated", 3),
+        ("message.deleted", 4),
+        ("message.new", 5),
+    ]
+    assert frames[0]["message"]["body"] == "kept, edited"
+    assert frames[1] == {
+        "type": "message.deleted",
+        "message_id": gone.message.pk,
+        "room": room.pk,
+        "seq": 2,
+        "rev": 4,
+    }
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
