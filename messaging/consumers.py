@@ -103,12 +103,14 @@ class ChatConsumer(RealtimeConsumer):
         self.last_seq = hello["last_seq"]
         self.last_read_seq = hello["last_seq"] - (room.unread_count or 0)
         await self.send_frame(hello)
+        # Open from the greeting on, before anything else is awaited: the hub's re-checks
+        # (and the held events) must not wait for the presence broadcast.
+        await self.opened()
         if joined.first:
             try:
                 await events.send_presence(room_id=self.room_id, user=self.user, status="online")
             except Exception:  # the socket is open and greeted: a lost event must not close it
                 logger.warning("presence broadcast failed for room %s", self.room_id)
-        await self.opened()
 
     async def closed(self, *, was_open: bool) -> None:
         if was_open:

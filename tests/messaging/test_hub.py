@@ -116,6 +116,26 @@ async def test_an_unannounced_room_deletion_or_deactivation_closes_at_the_next_m
     assert await close_code_after_open(socket) == code
 
 
+async def test_a_greeted_socket_is_re_checked_while_its_presence_is_still_going_out(
+    connect: Connect, room: Room, member: User
+) -> None:
+    """From its hello on, a socket counts for the hub's re-checks, even while a slow
+    channel layer still holds its "online" broadcast."""
+    released = asyncio.Event()
+
+    async def slow_presence(*, status: str, **kwargs: object) -> None:
+        if status == "online":
+            await released.wait()
+
+    with mock.patch.object(consumers.events, "send_presence", slow_presence):
+        socket = await connect(room, member)
+        await User.objects.filter(pk=member.pk).aupdate(is_active=False)
+        await get_hub().maintain()
+        released.set()
+
+    assert await close_code_after_open(socket) == 4401
+
+
 async def test_the_hub_re_checks_all_its_sockets_in_one_query(
     connect: Connect, room: Room, user: User, member: User
 ) -> None:
