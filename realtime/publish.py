@@ -11,9 +11,10 @@ and publishes them here:
   the store path, in a bounded queue.
 
 ``_send_to_group`` is the single seam to the layer (tests capture events there: the
-``capture_events`` fixture). A failing layer never raises to the publisher's caller: the
-change is committed either way, and a client that misses an event sees a gap in ``seq``
-or ``rev`` (or reconnects) and catches up from the database (API.md, Guarantees).
+``capture_events`` fixture). Publishing a committed change never raises (a failure is
+logged): the change is stored either way, and a client that misses an event sees a gap
+in ``rev`` (or reconnects) and catches up from the database (API.md, Guarantees). Only
+``publish``, for what is never stored, lets its caller see the failure.
 """
 
 import asyncio

@@ -1,8 +1,6 @@
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from channels.db import database_sync_to_async
@@ -16,25 +14,10 @@ from realtime import publish
 from realtime.hub import close_hub
 from rooms.models import Room
 from tests.factories import RoomFactory, UserFactory
+from tests.support.skips import reachable, skip_or_fail
 
 # The server fixtures of the e2e, scale, soak and client tests: one plugin for them all.
 pytest_plugins = ["tests.support.servers", "tests.support.services"]
-
-
-def _reachable(url: str, default_port: int) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname, parsed.port or default_port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip a test whose service is missing, or fail it where CI demands the services."""
-    if settings.REQUIRE_SERVICES:
-        pytest.fail(f"REQUIRE_SERVICES is set but {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -43,7 +26,7 @@ def redis_url() -> str:
     url = settings.REDIS_URL
     if not url:
         skip_or_fail("REDIS_URL is not set: this test needs Redis")
-    if not _reachable(url, 6379):
+    if not reachable(url, 6379):
         skip_or_fail(f"Redis at {url} is not reachable")
     return url
 

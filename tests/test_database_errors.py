@@ -18,7 +18,7 @@ import pytest
 from django.db import OperationalError
 from django.db.utils import load_backend
 
-from tests.conftest import _reachable, skip_or_fail
+from tests.support.skips import reachable, skip_or_fail
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -30,7 +30,7 @@ def missing_database_url() -> str:
     url = os.environ.get("DATABASE_URL", "")
     if urlsplit(url).scheme not in ("postgres", "postgresql"):
         url = LOCAL_POSTGRES
-    if not _reachable(url, 5432):
+    if not reachable(url, 5432):
         skip_or_fail(f"PostgreSQL at {urlsplit(url).netloc} is not reachable")
     name = f"missing_{uuid.uuid4().hex[:10]}"
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import skip_or_fail
 from tests.support.client import HOST, Server
+from tests.support.skips import skip_or_fail
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "artifacts"

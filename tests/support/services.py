@@ -25,8 +25,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import skip_or_fail
 from tests.support.client import HOST
+from tests.support.skips import skip_or_fail
 
 SERVICE_TIMEOUT = 15.0
 
