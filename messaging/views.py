@@ -32,25 +32,6 @@ NOT_FOUND = OpenApiResponse(
 )
 
 
-@extend_schema(tags=["messages"])
-@extend_schema_view(
-    list=extend_schema(
-        summary="History of a room, keyset-paginated by seq",
-        responses={200: MessageSerializer(many=True), 400: BAD_REQUEST, 404: NOT_FOUND},
-    ),
-    create=extend_schema(
-        summary="Send a message",
-        request=MessageInputSerializer,
-        responses={
-            201: MessageSerializer,
-            200: OpenApiResponse(MessageSerializer, description="A repeated client_id"),
-            400: BAD_REQUEST,
-            403: OpenApiResponse(description="Not a member of this public room"),
-            404: OpenApiResponse(description="No such room, or not visible to you"),
-            429: OpenApiResponse(description="Sending too fast; see Retry-After"),
-        },
-    ),
-)
 class RoomMessagesView(viewsets.GenericViewSet[Message]):
     """A room's messages, visible to the caller (or a 404), listed by the paginator."""
 
@@ -75,6 +56,25 @@ class RoomMessagesView(viewsets.GenericViewSet[Message]):
         return self.get_paginated_response(page)
 
 
+@extend_schema(tags=["messages"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="History of a room, keyset-paginated by seq",
+        responses={200: MessageSerializer(many=True), 400: BAD_REQUEST, 404: NOT_FOUND},
+    ),
+    create=extend_schema(
+        summary="Send a message",
+        request=MessageInputSerializer,
+        responses={
+            201: MessageSerializer,
+            200: OpenApiResponse(MessageSerializer, description="A repeated client_id"),
+            400: BAD_REQUEST,
+            403: OpenApiResponse(description="Not a member of this public room"),
+            404: OpenApiResponse(description="No such room, or not visible to you"),
+            429: OpenApiResponse(description="Sending too fast; see Retry-After"),
+        },
+    ),
+)
 class RoomMessageViewSet(mixins.CreateModelMixin, RoomMessagesView):
     """A room's history (GET) and sending over plain HTTP (POST)."""
 
