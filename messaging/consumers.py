@@ -5,12 +5,13 @@ how it shows each event; the rules live in services and selectors (through
 ``messaging.sockets``, one thread hop each), the transport in the realtime base.
 """
 
+import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.core.exceptions import PermissionDenied
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
+from accounts.serializers import user_brief
 from messaging import events
 from messaging.events import MESSAGE_CHANGES, ChangeFrame
 from messaging.middleware import get_user_for_token, scope_user
@@ -33,18 +35,21 @@ from messaging.sockets import (
     SocketAccessCheck,
     socket_access_check,
     socket_changes_after,
+    socket_hello,
     socket_mark_read,
     socket_open,
     socket_rooms_last_rev,
+    socket_user_briefs,
+    socket_user_room_ids,
 )
 from messaging.writer import get_writer
 from realtime import frames
-from realtime.consumer import RealtimeConsumer
+from realtime.consumer import CLOSED, Closed, RealtimeConsumer
 from realtime.frames import FrameError, invalid, validated
 from realtime.groups import room_group, user_group
 from realtime.limits import get_process_limits
 from realtime.ordering import OrderedStream
-from realtime.presence import get_presence_store
+from realtime.presence import ONLINE_LIST_MAX, Connected, get_presence_store
 from rooms.events import ReadUpdatedEvent, RoomUpdatedEvent
 from rooms.limits import RateLimited
 from rooms.models import Room
@@ -60,6 +65,8 @@ class ChatConsumer(RealtimeConsumer):
     socket_id: str
     # In the room's presence: its entry counts until the socket leaves.
     present = False
+    # Announcing the user online, off the socket's path (its frames must not wait).
+    presence_task: "asyncio.Task[None] | None" = None
     # The room's changes in rev order, from hello's last_rev.
     stream: OrderedStream[ChangeFrame]
     # The newest message the client has (its message.new), and the user's read marker
@@ -77,23 +84,21 @@ class ChatConsumer(RealtimeConsumer):
         # last_rev is missed; one committed before it is dropped as a duplicate. Events
         # wait until hello has gone out (``holding``).
         await self.subscribe(room_group(self.room_id), user_group(self.user.pk))
-        presence = get_presence_store()
-        # Who is online is read before this socket joins (it adds itself), so that the
-        # database is one thread hop: the room, the access check and the hello.
-        online = await presence.online(self.room_id)
-        room, access, hello = await database_sync_to_async(socket_open)(
-            room_id=self.room_id, user=self.user, online_ids=[*online, self.user.pk]
+        room, access, member_ids = await database_sync_to_async(socket_open)(
+            room_id=self.room_id, user=self.user
         )
-        if room is None or hello is None:
+        if room is None or access is not RoomAccess.MEMBER:
             self.unsubscribe()
             not_member = access is RoomAccess.NOT_MEMBER
             await self.close_with(frames.CLOSE_FORBIDDEN if not_member else frames.CLOSE_NOT_FOUND)
             return
-        joined = await presence.join(self.room_id, self.user.pk, self.socket_id)
+        connected = await connect_presence(self.user.pk, self.socket_id)
         self.present = True
-        if joined.user_sockets > settings.CHAT_MAX_SOCKETS_PER_USER:
+        if connected.user_sockets > settings.CHAT_MAX_SOCKETS_PER_USER:
             await self.close_from_server(frames.CLOSE_TOO_MANY)
             return
+        online = await online_briefs(self.user, member_ids)
+        hello = socket_hello(room=room, user=self.user, online=online)
         self.stream = OrderedStream(
             hello["last_rev"],
             fetch=self._changes_after,
@@ -106,29 +111,21 @@ class ChatConsumer(RealtimeConsumer):
         # Open from the greeting on, before anything else is awaited: the hub's re-checks
         # (and the held events) must not wait for the presence broadcast.
         await self.opened()
-        if joined.first:
-            try:
-                await events.send_presence(room_id=self.room_id, user=self.user, status="online")
-            except Exception:  # the socket is open and greeted: a lost event must not close it
-                logger.warning("presence broadcast failed for room %s", self.room_id)
+        if connected.first:
+            self.presence_task = announce_presence_soon(self.user, "online")
 
     async def closed(self, *, was_open: bool) -> None:
         if was_open:
             self.stream.close()
         if self.present:
             self.present = False
-            try:
-                last = await get_presence_store().leave(self.room_id, self.user.pk, self.socket_id)
-                if last:
-                    await events.send_presence(
-                        room_id=self.room_id, user=self.user, status="offline"
-                    )
-            except Exception:
-                logger.exception("presence leave failed for room %s", self.room_id)
+            await leave_presence(
+                self.user, self.socket_id, after=self.presence_task, rooms=[self.room_id]
+            )
 
     async def refresh_presence(self) -> None:
         if self.present:
-            await get_presence_store().refresh(self.room_id, self.user.pk, self.socket_id)
+            await get_presence_store().refresh(self.user.pk, self.socket_id)
 
     # The room's changes, in rev order -------------------------------------------------
 
@@ -200,16 +197,7 @@ class ChatConsumer(RealtimeConsumer):
         )
 
     async def on_auth(self, frame: frames.Frame) -> None:
-        token = validated(AuthFrameSerializer, frame)["token"]
-        if await self._revoked():
-            return
-        found = await database_sync_to_async(get_user_for_token)(token)
-        if found is None or found[0].pk != self.user.pk:
-            raise invalid({"token": ["Not a valid access token of this socket's user."]})
-        exp = found[1].get("exp")
-        self.close_at_expiry(exp)
-        expires_at = datetime.fromtimestamp(exp, tz=UTC).isoformat().replace("+00:00", "Z")
-        await self.send_frame({"type": "auth.ok", "expires_at": expires_at})
+        await renew_token(self, frame)
 
     frame_handlers = {
         "message.send": on_message_send,
@@ -219,23 +207,16 @@ class ChatConsumer(RealtimeConsumer):
         "auth": on_auth,
     }
 
-    async def frame_failed(self, error: Exception, client_id: str | None) -> bool:
+    async def frame_failed(self, error: Exception) -> FrameError | Closed | None:
         if isinstance(error, RateLimited):
-            await self.send_error(
-                FrameError(
-                    "rate_limited",
-                    "You are sending faster than this room allows.",
-                    retry_after=max(0.001, round(error.retry_after, 3)),
-                ),
-                client_id,
-            )
-        elif isinstance(error, NotAMember | PermissionDenied):
+            return rate_limited_error(error)
+        if isinstance(error, NotAMember | PermissionDenied):
             await self.close_from_server(frames.CLOSE_FORBIDDEN)
-        elif isinstance(error, Room.DoesNotExist):
+            return CLOSED
+        if isinstance(error, Room.DoesNotExist):
             await self.close_from_server(frames.CLOSE_NOT_FOUND)
-        else:
-            return False
-        return True
+            return CLOSED
+        return None
 
     # Other events, from the hub --------------------------------------------------------
 
@@ -327,3 +308,109 @@ def _revoked_code(check: SocketAccessCheck, *, room_id: int, user_id: int) -> in
         return frames.CLOSE_NOT_FOUND
     # As on ``member.removed`` (API.md: removed while connected), public room or not.
     return frames.CLOSE_FORBIDDEN
+
+
+# Shared by both kinds of socket (this one and ``messaging.user_consumer``) ---------------
+
+
+async def connect_presence(user_id: int, socket_id: str) -> Connected:
+    """The socket counts for the user's presence (and their socket limit) from now."""
+    return await get_presence_store().connect(user_id, socket_id)
+
+
+async def online_briefs(user: User, member_ids: list[int]) -> list[dict[str, Any]]:
+    """Brief Users of those of ``member_ids`` who are online, ``user`` always among them
+    (their socket is opening), at most ``ONLINE_LIST_MAX``; no database call when
+    nobody else is."""
+    online = set(await get_presence_store().online(member_ids))
+    online.add(user.pk)
+    ids = sorted(online)[:ONLINE_LIST_MAX]
+    if ids == [user.pk]:
+        return [user_brief(user)]
+    return await database_sync_to_async(socket_user_briefs)(user_ids=ids)
+
+
+async def announce_presence(user: User, status: str, *, also: Iterable[int] = ()) -> None:
+    """Every room of the user hears that they came online or went offline (their first
+    socket opened, their last one closed), and the rooms ``also`` (the closing socket's,
+    which the user may have just been removed from). Never raises: a lost event must not
+    close a greeted socket."""
+    try:
+        room_ids = await database_sync_to_async(socket_user_room_ids)(user_id=user.pk)
+        rooms = sorted({*room_ids, *also})
+        await events.send_presence(room_ids=rooms, user=user, status=status)
+    except Exception:
+        logger.warning("presence broadcast for user %s failed", user.pk, exc_info=True)
+
+
+def announce_presence_soon(user: User, status: str) -> "asyncio.Task[None]":
+    """``announce_presence`` in a task of its own: the socket's frames do not wait for
+    the database and the layer (kept by the caller: the loop holds tasks weakly)."""
+    return asyncio.create_task(announce_presence(user, status))
+
+
+async def leave_presence(
+    user: User,
+    socket_id: str,
+    *,
+    after: "asyncio.Task[None] | None" = None,
+    rooms: Iterable[int] = (),
+) -> None:
+    """The socket no longer counts; if it was the user's last, they go offline (after
+    ``after``, the socket's own online announcement, if that is still going out: then in
+    a task, so that closing never waits for the channel layer)."""
+    try:
+        last = await get_presence_store().disconnect(user.pk, socket_id)
+    except Exception:
+        logger.warning("presence leave failed for user %s", user.pk, exc_info=True)
+        return
+    if not last:
+        return
+    if after is not None and not after.done():
+        task = asyncio.create_task(_announce_offline_after(after, user, list(rooms)))
+        _announcing.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(_announcing.discard)
+        return
+    await announce_presence(user, "offline", also=rooms)
+
+
+_announcing: set["asyncio.Task[None]"] = set()
+
+
+async def _announce_offline_after(
+    online: "asyncio.Task[None]", user: User, rooms: list[int]
+) -> None:
+    await online
+    await announce_presence(user, "offline", also=rooms)
+
+
+def rate_limited_error(error: RateLimited) -> FrameError:
+    return FrameError(
+        "rate_limited",
+        "You are sending faster than this room allows.",
+        retry_after=max(0.001, round(error.retry_after, 3)),
+    )
+
+
+class RenewingSocket(Protocol):
+    user: User
+    is_open: bool
+
+    async def _revoked(self) -> bool: ...
+    def close_at_expiry(self, exp: float | None) -> None: ...
+    async def send_frame(self, frame: Any) -> None: ...
+
+
+async def renew_token(socket: RenewingSocket, frame: frames.Frame) -> None:
+    """An ``auth`` frame: a fresh access token of the same user moves the socket's
+    expiry (API.md: Token renewal), after re-checking that the socket may stay."""
+    token = validated(AuthFrameSerializer, frame)["token"]
+    if await socket._revoked():
+        return
+    found = await database_sync_to_async(get_user_for_token)(token)
+    if found is None or found[0].pk != socket.user.pk:
+        raise invalid({"token": ["Not a valid access token of this socket's user."]})
+    exp = found[1].get("exp")
+    socket.close_at_expiry(exp)
+    expires_at = datetime.fromtimestamp(exp, tz=UTC).isoformat().replace("+00:00", "Z")
+    await socket.send_frame({"type": "auth.ok", "expires_at": expires_at})

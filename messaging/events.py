@@ -8,6 +8,7 @@ frame already encoded once for every socket, ``seq`` the new message's position 
 committed batches to its ``Publisher``; typing and presence, never stored, go at once.
 """
 
+from collections.abc import Iterable
 from typing import Any, Literal, TypedDict
 
 from accounts.models import User
@@ -26,6 +27,7 @@ ChangeFrame = list[Any]
 
 class MessageChangesEvent(TypedDict):
     type: Literal["message.changes"]
+    room: int
     frames: list[ChangeFrame]
 
 
@@ -49,19 +51,29 @@ class AckFrame(TypedDict):
 
 
 class UserFrameEvent(TypedDict):
-    """Typing and presence: the frame, and whose it is (not sent back to them)."""
+    """Typing and presence in a room: the frame, and whose it is (not sent back to
+    them). User sockets pass them on only for the rooms they watch."""
 
     type: Literal["typing", "presence"]
+    room: int
     user_id: int
     text: str
 
 
+# Every frame of a room's events names its room at the top: a user socket carries many
+# rooms, and each frame is encoded once for both kinds of socket.
+
+
 def message_new_text(message: Message) -> str:
-    return encode_frame({"type": "message.new", "message": message_payload(message)})
+    return encode_frame(
+        {"type": "message.new", "room": message.room_id, "message": message_payload(message)}
+    )
 
 
 def message_updated_text(message: Message) -> str:
-    return encode_frame({"type": "message.updated", "message": message_payload(message)})
+    return encode_frame(
+        {"type": "message.updated", "room": message.room_id, "message": message_payload(message)}
+    )
 
 
 def message_deleted_text(message: Message) -> str:
@@ -87,13 +99,17 @@ def messages_created_sends(messages: list[Message]) -> list[tuple[str, MessageCh
         frame: ChangeFrame = [message.rev, message.seq, message_new_text(message)]
         frames_by_room.setdefault(message.room_id, []).append(frame)
     return [
-        (room_group(room_id), {"type": "message.changes", "frames": frames})
+        (room_group(room_id), {"type": "message.changes", "room": room_id, "frames": frames})
         for room_id, frames in frames_by_room.items()
     ]
 
 
 def _changed(message: Message, text: str) -> None:
-    event: MessageChangesEvent = {"type": "message.changes", "frames": [[message.rev, 0, text]]}
+    event: MessageChangesEvent = {
+        "type": "message.changes",
+        "room": message.room_id,
+        "frames": [[message.rev, 0, text]],
+    }
     publish.publish_on_commit(room_group(message.room_id), event)
 
 
@@ -113,12 +129,25 @@ def publish_message_deleted(message: Message) -> None:
 
 
 async def send_typing(*, room_id: int, user: User, is_typing: bool) -> None:
-    text = encode_frame({"type": "typing", "user": user_brief(user), "is_typing": is_typing})
-    event: UserFrameEvent = {"type": "typing", "user_id": user.pk, "text": text}
+    text = encode_frame(
+        {"type": "typing", "room": room_id, "user": user_brief(user), "is_typing": is_typing}
+    )
+    event: UserFrameEvent = {"type": "typing", "room": room_id, "user_id": user.pk, "text": text}
     await publish.publish(room_group(room_id), event)
 
 
-async def send_presence(*, room_id: int, user: User, status: str) -> None:
-    text = encode_frame({"type": "presence", "user": user_brief(user), "status": status})
-    event: UserFrameEvent = {"type": "presence", "user_id": user.pk, "text": text}
-    await publish.publish(room_group(room_id), event)
+async def send_presence(*, room_ids: Iterable[int], user: User, status: str) -> None:
+    """The user came online (their first socket of any kind opened) or went offline
+    (their last one closed): every room of theirs hears it. Never raises."""
+    brief = user_brief(user)
+    sends: list[tuple[str, UserFrameEvent]] = []
+    for room_id in room_ids:
+        text = encode_frame({"type": "presence", "room": room_id, "user": brief, "status": status})
+        event: UserFrameEvent = {
+            "type": "presence",
+            "room": room_id,
+            "user_id": user.pk,
+            "text": text,
+        }
+        sends.append((room_group(room_id), event))
+    await publish.publish_many(sends)

@@ -217,3 +217,47 @@ class AuthFrameSerializer(serializers.Serializer[Any]):
     """An ``auth`` frame: a fresh access token that extends the socket's life."""
 
     token = StrictCharField(max_length=4096)
+
+
+class RoomFrameSerializer(serializers.Serializer[Any]):
+    """The ``room`` that a user socket's frame names."""
+
+    room = serializers.IntegerField(min_value=1, max_value=MAX_SEQ)
+
+    def to_internal_value(self, data: Any) -> Any:
+        # A JSON number, never a string or a float that DRF would convert.
+        room = data.get("room") if isinstance(data, Mapping) else None
+        if room is not None and type(room) is not int:
+            raise serializers.ValidationError({"room": ["A room id (an integer) is required."]})
+        return super().to_internal_value(data)
+
+
+# Rooms a sync request may name, at most (API.md: Sync).
+SYNC_MAX_ROOMS = 1000
+
+
+class SyncInputSerializer(serializers.Serializer[Any]):
+    """``POST /sync/``: the revision the client holds of each room it knows."""
+
+    rooms = serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=MAX_SEQ),
+        required=False,
+        default=dict,
+        help_text="Room id (a string key, as JSON has them) -> the revision the client "
+        'holds, e.g. `{"7": 1200}`; at most 1,000 rooms; `{}` on first start.',
+    )
+
+    def validate_rooms(self, rooms: dict[str, int]) -> dict[int, int]:
+        if len(rooms) > SYNC_MAX_ROOMS:
+            raise serializers.ValidationError(f"At most {SYNC_MAX_ROOMS} rooms.")
+        known: dict[int, int] = {}
+        for key, rev in rooms.items():
+            if not (key.isascii() and key.isdigit()) or not 0 < int(key) <= MAX_SEQ:
+                raise serializers.ValidationError(f"{key!r} is not a room id.")
+            known[int(key)] = rev
+        return known
+
+
+def message_payloads_of(messages: QuerySet[Message]) -> list[dict[str, Any]]:
+    """``message_payload`` of every message of ``messages``, read as plain rows."""
+    return [_message_dict(*row) for row in messages.values_list(*_MESSAGE_COLUMNS)]

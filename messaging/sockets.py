@@ -7,6 +7,7 @@ queryset and every thread hop does all of its database work at once.
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import FilteredRelation, OuterRef, Q, Subquery
 
@@ -16,8 +17,8 @@ from messaging import events
 from messaging.events import ChangeFrame, HelloFrame
 from messaging.models import Message
 from messaging.selectors import message_changes_query, user_list_brief
-from rooms.models import Room
-from rooms.selectors import RoomForUser, room_get_for_user
+from rooms.models import Membership, Room
+from rooms.selectors import RoomForUser, room_get_for_user, room_get_visible, room_member_ids
 from rooms.serializers import room_payload
 from rooms.services import room_mark_read
 
@@ -39,26 +40,35 @@ def socket_room(*, room_id: int, user: User) -> tuple[RoomForUser | None, RoomAc
     return room, RoomAccess.MEMBER
 
 
-def socket_hello(*, room: RoomForUser, user: User, online_ids: list[int]) -> HelloFrame:
+def socket_hello(*, room: RoomForUser, user: User, online: list[dict[str, Any]]) -> HelloFrame:
     return {
         "type": "hello",
         "room": room_payload(room),
         "user": user_brief(user),
-        "online": [user_brief_of(*row) for row in user_list_brief(user_ids=online_ids)],
+        "online": online,
         "last_seq": room.room.last_seq,
         "last_rev": room.room.last_rev,
     }
 
 
-def socket_open(
-    *, room_id: int, user: User, online_ids: list[int]
-) -> tuple[RoomForUser | None, RoomAccess, HelloFrame | None]:
-    """All that opening a socket reads, in one thread hop: the room as ``user`` sees it,
-    whether they may be in it, and (if they may) the ``hello`` frame."""
+def socket_open(*, room_id: int, user: User) -> tuple[RoomForUser | None, RoomAccess, list[int]]:
+    """All that opening a room socket reads, in one thread hop: the room as ``user`` sees
+    it, whether they may be in it, and (if they may) its members' ids, of whom presence
+    says who is online."""
     room, access = socket_room(room_id=room_id, user=user)
     if room is None or access is not RoomAccess.MEMBER:
-        return room, access, None
-    return room, access, socket_hello(room=room, user=user, online_ids=online_ids)
+        return room, access, []
+    return room, access, room_member_ids(room_id=room_id)
+
+
+def socket_user_briefs(*, user_ids: list[int]) -> list[dict[str, Any]]:
+    """Brief Users for ``online`` lists, in id order."""
+    return [user_brief_of(*row) for row in user_list_brief(user_ids=user_ids)]
+
+
+def socket_user_room_ids(*, user_id: int) -> list[int]:
+    """The rooms whose members hear the user's presence."""
+    return list(Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True))
 
 
 def socket_mark_read(*, room_id: int, user: User, seq: int) -> None:
@@ -132,3 +142,89 @@ def socket_access_check(*, sockets: Iterable[tuple[int, int]]) -> SocketAccessCh
 def socket_rooms_last_rev(*, room_ids: Iterable[int]) -> dict[int, int]:
     """The newest ``rev`` of each of the rooms that still exist, in one query."""
     return dict(Room.objects.filter(pk__in=set(room_ids)).values_list("pk", "last_rev"))
+
+
+# The user socket (``/ws/``) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoomPosition:
+    """Where one of a user's rooms stands, as a user socket's ``hello`` lists it."""
+
+    room_id: int
+    last_seq: int
+    last_rev: int
+    last_read_seq: int
+
+    def hello_entry(self) -> dict[str, int]:
+        return {
+            "room": self.room_id,
+            "last_seq": self.last_seq,
+            "last_rev": self.last_rev,
+            "unread_count": max(0, self.last_seq - self.last_read_seq),
+            # Mentions come with the conversations issue (#15): none exist yet.
+            "mention_count": 0,
+        }
+
+
+def socket_user_rooms(*, user_id: int) -> list[RoomPosition]:
+    """Every room the user is a member of, most recently active first: one query."""
+    rows = (
+        Membership.objects.filter(user_id=user_id)
+        .order_by("-room__last_activity_at", "-room_id")
+        .values_list("room_id", "room__last_seq", "room__last_rev", "last_read_seq")
+    )
+    return [RoomPosition(*row) for row in rows]
+
+
+def socket_watch(*, room_id: int, user: User) -> tuple[RoomForUser | None, list[int]]:
+    """A room a user socket watches, as the user sees it (None if they may not), and its
+    members' ids."""
+    room = room_get_for_user(room_id=room_id, user=user)
+    if room is None:
+        return None, []
+    return room, room_member_ids(room_id=room_id)
+
+
+def socket_room_visible(*, room_id: int, user: User) -> bool:
+    """Whether a room a user socket named exists for the user (``forbidden`` rather than
+    ``not_found``)."""
+    return room_get_visible(room_id=room_id, user=user) is not None
+
+
+@dataclass(frozen=True)
+class UserSocketCheck:
+    """What the user sockets of a process should hold, read at once (a lost
+    ``room.joined``, ``room.left``, ``room.deleted`` or ``user.signed_out`` is caught
+    here)."""
+
+    active: frozenset[int]  # of the users asked about, those still active
+    memberships: dict[int, frozenset[int]]  # user -> the rooms they are a member of
+    rooms: frozenset[int]  # of the rooms asked about, those that still exist
+
+
+def socket_user_check(*, user_ids: Iterable[int], room_ids: Iterable[int]) -> UserSocketCheck:
+    """Three queries whatever the number of sockets."""
+    users = set(user_ids)
+    active = User.objects.filter(pk__in=users, is_active=True).values_list("pk", flat=True)
+    memberships: dict[int, set[int]] = {user_id: set() for user_id in users}
+    rows = Membership.objects.filter(user_id__in=users).values_list("user_id", "room_id")
+    for user_id, room_id in rows:
+        memberships[user_id].add(room_id)
+    rooms = Room.objects.filter(pk__in=set(room_ids)).values_list("pk", flat=True)
+    return UserSocketCheck(
+        active=frozenset(active),
+        memberships={user_id: frozenset(ids) for user_id, ids in memberships.items()},
+        rooms=frozenset(rooms),
+    )
+
+
+def socket_room_payloads(*, user: User, room_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The rooms as ``user`` sees them (``room.joined`` that a lost event owed a user
+    socket; rare, so a few queries a room)."""
+    payloads = []
+    for room_id in room_ids:
+        room = room_get_for_user(room_id=room_id, user=user)
+        if room is not None and room.is_member:
+            payloads.append(room_payload(room))
+    return payloads

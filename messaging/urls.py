@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from messaging.views import MessageViewSet, RoomChangesViewSet, RoomMessageViewSet
+from messaging.views import MessageViewSet, RoomChangesViewSet, RoomMessageViewSet, SyncView
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path(
@@ -13,6 +13,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         RoomChangesViewSet.as_view({"get": "list"}),
         name="room-changes",
     ),
+    path("sync/", SyncView.as_view(), name="sync"),
     path(
         "messages/<int:message_id>/",
         MessageViewSet.as_view({"patch": "partial_update", "delete": "destroy"}),

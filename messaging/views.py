@@ -1,18 +1,30 @@
 from typing import Any
 
 from django.db.models import QuerySet
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.serializers import ErrorSerializer
 from messaging.models import Message
 from messaging.pagination import MessageRevPagination, MessageSeqPagination
-from messaging.selectors import message_get_for_user, message_list_for_room
-from messaging.serializers import MessageEditSerializer, MessageInputSerializer, MessageSerializer
+from messaging.selectors import (
+    SYNC_CHANGES_PER_ROOM,
+    message_get_for_user,
+    message_list_for_room,
+    sync_for_user,
+)
+from messaging.serializers import (
+    MessageEditSerializer,
+    MessageInputSerializer,
+    MessageSerializer,
+    SyncInputSerializer,
+)
 from messaging.services import (
     MessageNotEditable,
     NotAMember,
@@ -22,6 +34,7 @@ from messaging.services import (
 )
 from rooms.models import Room
 from rooms.selectors import membership_get, room_get_visible
+from rooms.serializers import RoomSerializer
 
 BAD_REQUEST = OpenApiResponse(
     OpenApiTypes.OBJECT,
@@ -184,3 +197,48 @@ class MessageViewSet(viewsets.GenericViewSet[Message]):
             )
         message_delete(message=message)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SyncRoomSerializer(serializers.Serializer[Any]):
+    """One room of a sync answer (output only; the schema)."""
+
+    room = RoomSerializer()
+    changes = MessageSerializer(many=True)
+    next = serializers.URLField(
+        allow_null=True, help_text="The `changes/` URL that continues; null when that is all."
+    )
+
+
+class SyncSerializer(serializers.Serializer[Any]):
+    rooms = SyncRoomSerializer(many=True)
+    left = serializers.ListField(child=serializers.IntegerField())
+
+
+@extend_schema(
+    tags=["messages"],
+    summary="Bring a device up to date on every room at once",
+    description="Every room the caller is a member of, most recently active first; for "
+    "each room the body names, its changes above that revision (at most 100, `next` "
+    "continues in `changes/`); `left`: the rooms named that the caller is not a member of "
+    "now. Changes nothing on the server (API.md, Sync).",
+    request=SyncInputSerializer,
+    responses={200: SyncSerializer, 400: BAD_REQUEST},
+)
+class SyncView(APIView):
+    """``POST /sync/``."""
+
+    def post(self, request: Request) -> Response:
+        assert isinstance(request.user, User)
+        params = SyncInputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        sync = sync_for_user(user=request.user, known=params.validated_data["rooms"])
+        rooms = []
+        for entry in sync.rooms:
+            next_url = None
+            if entry.more_after is not None:
+                path = reverse("room-changes", kwargs={"room_id": entry.room["id"]})
+                next_url = request.build_absolute_uri(
+                    f"{path}?after={entry.more_after}&limit={SYNC_CHANGES_PER_ROOM}"
+                )
+            rooms.append({"room": entry.room, "changes": entry.changes, "next": next_url})
+        return Response({"rooms": rooms, "left": sync.left})

@@ -34,6 +34,13 @@ logger = logging.getLogger(__name__)
 FrameHandler = Callable[[Any, frames.Frame], Awaitable[None]]
 
 
+class Closed:
+    """``frame_failed``'s answer when it closed the socket rather than answer the frame."""
+
+
+CLOSED = Closed()
+
+
 class RealtimeConsumer(AsyncWebsocketConsumer):
     """One socket. Subclasses implement ``open``; ``is_open`` once it has greeted."""
 
@@ -41,7 +48,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     frame_handlers: ClassVar[dict[str, FrameHandler]] = {}
 
     is_open = False
-    subscriptions: tuple[str, ...] = ()
+    subscriptions: frozenset[str] = frozenset()
     address: str | None = None
     expiry: asyncio.TimerHandle | None = None
     # Whether events wait in ``held`` (until the greeting is out, or an ack), and those
@@ -127,16 +134,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """The socket is gone (or going): undo what ``open`` did beyond the groups."""
 
     async def subscribe(self, *groups: str) -> None:
+        """Hears the groups' events from now on (besides those it already hears)."""
         hub = get_hub()
-        self.subscriptions = groups
         for group in groups:
-            await hub.subscribe(group, self)
+            if group not in self.subscriptions:
+                self.subscriptions |= {group}
+                await hub.subscribe(group, self)
 
-    def unsubscribe(self) -> None:
+    def unsubscribe(self, *groups: str) -> None:
+        """Stops hearing the groups' events; with none named, every group's."""
         hub = get_hub()
-        for group in self.subscriptions:
+        for group in groups or self.subscriptions:
             hub.unsubscribe(group, self)
-        self.subscriptions = ()
+        self.subscriptions = self.subscriptions.difference(groups) if groups else frozenset()
 
     def close_at_expiry(self, exp: float | None) -> None:
         """A socket lives as long as its access token, unless it is renewed.
@@ -217,33 +227,43 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._refuse_frame(text_data, wait)
             return
         client_id = None
+        echo: Mapping[str, Any] | None = None
         try:
             value, client_id = frames.parse_frame(text_data)
             frame = frames.frame_of(value)
+            echo = self.echo_of(frame)
             handler = self.frame_handlers.get(frame["type"])
             if handler is None:
                 raise FrameError("unknown_type", f"Unknown frame type {frame['type']!r}.")
             await handler(self, frame)
         except FrameError as error:
-            await self.send_error(error, client_id)
+            await self.send_error(error, client_id, echo)
         except DatabaseError:
             logger.exception("database error on a frame at %s", self.scope.get("path"))
             await self.send_error(
                 FrameError("unavailable", "The server could not store this; send it again."),
                 client_id,
+                echo,
             )
         except Exception as error:
-            if not await self.frame_failed(error, client_id):
+            answer = await self.frame_failed(error)
+            if answer is None:
                 logger.exception("unexpected error on a frame at %s", self.scope.get("path"))
-                await self.send_error(
-                    FrameError("server_error", "The server failed on this frame; send it again."),
-                    client_id,
+                answer = FrameError(
+                    "server_error", "The server failed on this frame; send it again."
                 )
+            if isinstance(answer, FrameError):
+                await self.send_error(answer, client_id, echo)
 
-    async def frame_failed(self, error: Exception, client_id: str | None) -> bool:
-        """A handler raised ``error``, which is no ``FrameError``: answer it (an error
-        frame, a close) and return True, or False for a server error."""
-        return False
+    def echo_of(self, frame: frames.Frame) -> Mapping[str, Any] | None:
+        """What of a client frame its error frame repeats besides ``client_id``."""
+        return None
+
+    async def frame_failed(self, error: Exception) -> "FrameError | Closed | None":
+        """A handler raised ``error``, which is no ``FrameError``: the error frame that
+        answers it, ``CLOSED`` if the handler closed the socket instead, or None for a
+        server error."""
+        return None
 
     async def _refuse_frame(self, text_data: str | None, wait: float) -> None:
         """A frame over the socket's limit: answered at once, without the database, and
@@ -262,8 +282,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             frames.client_id_in(text_data),
         )
 
-    async def send_error(self, error: FrameError, client_id: str | None) -> None:
-        await self.send_frame(error.frame(client_id))
+    async def send_error(
+        self, error: FrameError, client_id: str | None, echo: Mapping[str, Any] | None = None
+    ) -> None:
+        await self.send_frame(error.frame(client_id, echo))
 
     async def send_frame(self, frame: Any) -> None:
         await self.send(text_data=frames.encode_frame(frame))

@@ -1,6 +1,7 @@
 """What travels on a socket: frames as JSON text, error frames, and the close codes."""
 
 import json
+from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
 from django.conf import settings
@@ -57,13 +58,17 @@ class FrameError(Exception):
         self.errors = errors
         self.retry_after = retry_after
 
-    def frame(self, client_id: str | None) -> ErrorFrame:
+    def frame(self, client_id: str | None, echo: Mapping[str, Any] | None = None) -> ErrorFrame:
+        """The error frame, with the frame's ``client_id`` and whatever else of it a
+        socket echoes (``echo``: a user socket's ``room``)."""
         frame: ErrorFrame = {
             "type": "error",
             "code": self.code,
             "detail": self.detail,
             "client_id": client_id,
         }
+        if echo:
+            frame.update(echo)  # type: ignore[typeddict-item]
         if self.errors is not None:
             frame["errors"] = self.errors
         if self.retry_after is not None:

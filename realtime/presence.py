@@ -1,21 +1,26 @@
-"""Who is online in a room, shared by every server process.
+"""Who is online, shared by every server process.
 
-Each open socket is an entry ``(user_id, channel_name)`` with an expiry that its
-consumer refreshes while it lives, so a process that dies without closing its sockets
-stops counting once their entries expire. With ``REDIS_URL`` the entries live in Redis
-(one sorted set per room, scored by expiry), which every process sees; without it, in
-this process's memory, which is all the in-memory channel layer can serve anyway.
+A user is online while any socket of theirs is open, a room socket or a user socket, on
+any process (API.md: ``presence``). Each open socket is an entry under its user with an
+expiry that its consumer refreshes while it lives, so a process that dies without
+closing its sockets stops counting once their entries expire. With ``REDIS_URL`` the
+entries live in Redis (a sorted set of sockets per user, scored by expiry, and one
+sorted set of online users, scored by their newest expiry), which every process sees;
+without it, in this process's memory, which is all the in-memory channel layer can
+serve anyway.
 
-``join`` and ``leave`` say whether the socket was the user's first or last one in the
-room, which is when the room hears a ``presence`` event. ``join`` also counts the user's
-open sockets in every room (a second set per user, kept in the same call), which the
-per-user socket limit reads (``CHAT_MAX_SOCKETS_PER_USER``).
+``connect`` says whether the socket is the user's first, and counts their open sockets
+(the per-user socket limit reads it, ``CHAT_MAX_SOCKETS_PER_USER``); ``disconnect``
+whether it was their last: when the user's rooms hear a ``presence`` event. Who is
+online in a room is its members (the database's to say) that are online here
+(``online``).
 """
 
 import asyncio
 import functools
 import time
 import weakref
+from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
 import redis.asyncio as aioredis
@@ -25,6 +30,9 @@ from redis.backoff import NoBackoff
 
 POOL_SIZE = 50  # Redis connections per process for presence
 POOL_WAIT = 10.0  # seconds a call waits for a free one
+# ``online`` lists (a room socket's hello, a user socket's watching) hold at most this
+# many users (API.md).
+ONLINE_LIST_MAX = 200
 
 
 def refresh_interval() -> float:
@@ -37,83 +45,83 @@ def entry_ttl() -> float:
     return 3 * refresh_interval()
 
 
-class Joined(NamedTuple):
-    first: bool  # the user's first socket in the room
-    user_sockets: int  # the user's open sockets, this one included, in every room
+class Connected(NamedTuple):
+    first: bool  # the user's first open socket, of any kind, on any process
+    user_sockets: int  # the user's open sockets, this one included
 
 
 class PresenceStore(Protocol):
-    async def join(self, room_id: int, user_id: int, channel: str) -> Joined: ...
-    async def leave(self, room_id: int, user_id: int, channel: str) -> bool: ...
-    async def refresh(self, room_id: int, user_id: int, channel: str) -> None: ...
-    async def online(self, room_id: int) -> list[int]: ...
-
-
-def _member(user_id: int, channel: str) -> str:
-    return f"{user_id}|{channel}"
-
-
-def _user_ids(members: list[str]) -> list[int]:
-    return sorted({int(member.split("|", 1)[0]) for member in members})
+    async def connect(self, user_id: int, socket: str) -> Connected: ...
+    async def disconnect(self, user_id: int, socket: str) -> bool: ...
+    async def refresh(self, user_id: int, socket: str) -> None: ...
+    async def online(self, user_ids: Iterable[int]) -> list[int]: ...
 
 
 class MemoryPresenceStore:
     """One process's view; right for the in-memory channel layer."""
 
     def __init__(self) -> None:
-        self._rooms: dict[int, dict[str, float]] = {}
         self._users: dict[int, dict[str, float]] = {}
 
-    @staticmethod
-    def _live_in(table: dict[int, dict[str, float]], key: int) -> dict[str, float]:
+    def _live(self, user_id: int) -> dict[str, float]:
         now = time.monotonic()
-        entries = table.setdefault(key, {})
-        for member in [m for m, expiry in entries.items() if expiry <= now]:
-            del entries[member]
-        return entries
+        sockets = self._users.setdefault(user_id, {})
+        for socket in [s for s, expiry in sockets.items() if expiry <= now]:
+            del sockets[socket]
+        return sockets
 
-    def _live(self, room_id: int) -> dict[str, float]:
-        return self._live_in(self._rooms, room_id)
+    async def connect(self, user_id: int, socket: str) -> Connected:
+        sockets = self._live(user_id)
+        first = not sockets
+        sockets[socket] = time.monotonic() + entry_ttl()
+        return Connected(first=first, user_sockets=len(sockets))
 
-    async def join(self, room_id: int, user_id: int, channel: str) -> Joined:
-        entries = self._live(room_id)
-        expiry = time.monotonic() + entry_ttl()
-        entries[_member(user_id, channel)] = expiry
-        sockets = self._live_in(self._users, user_id)
-        sockets[_member(room_id, channel)] = expiry
-        return Joined(first=self._count(entries, user_id) == 1, user_sockets=len(sockets))
+    async def disconnect(self, user_id: int, socket: str) -> bool:
+        sockets = self._live(user_id)
+        sockets.pop(socket, None)
+        if sockets:
+            return False
+        self._users.pop(user_id, None)
+        return True
 
-    async def leave(self, room_id: int, user_id: int, channel: str) -> bool:
-        entries = self._live(room_id)
-        entries.pop(_member(user_id, channel), None)
-        if not entries:
-            self._rooms.pop(room_id, None)
-        sockets = self._live_in(self._users, user_id)
-        sockets.pop(_member(room_id, channel), None)
-        if not sockets:
-            self._users.pop(user_id, None)
-        return self._count(entries, user_id) == 0
+    async def refresh(self, user_id: int, socket: str) -> None:
+        self._live(user_id)[socket] = time.monotonic() + entry_ttl()
 
-    async def refresh(self, room_id: int, user_id: int, channel: str) -> None:
-        expiry = time.monotonic() + entry_ttl()
-        self._live(room_id)[_member(user_id, channel)] = expiry
-        self._live_in(self._users, user_id)[_member(room_id, channel)] = expiry
+    async def online(self, user_ids: Iterable[int]) -> list[int]:
+        return sorted(
+            user_id for user_id in set(user_ids) if user_id in self._users and self._live(user_id)
+        )
 
-    async def online(self, room_id: int) -> list[int]:
-        return _user_ids(list(self._live(room_id)))
 
-    @staticmethod
-    def _count(entries: dict[str, float], user_id: int) -> int:
-        prefix = f"{user_id}|"
-        return sum(1 for member in entries if member.startswith(prefix))
+# KEYS: the user's sockets, the online users. ARGV: now, expiry, socket, user id, key ttl.
+# Returns the user's live sockets before and after.
+_CONNECT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local before = redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+return {before, redis.call('ZCARD', KEYS[1])}
+"""
+# Same KEYS and ARGV (expiry unused). Returns the user's live sockets left.
+_DISCONNECT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[3])
+local left = redis.call('ZCARD', KEYS[1])
+if left == 0 then redis.call('ZREM', KEYS[2], ARGV[4]) end
+return left
+"""
 
 
 class RedisPresenceStore:
-    """Shared by every process; each call is one MULTI, so first/last is decided atomically."""
+    """Shared by every process; each call is one script, so first and last are decided
+    atomically across processes."""
 
     def __init__(self, url: str, prefix: str) -> None:
         self._url = url
         self._prefix = prefix
+        self._online_key = f"{prefix}:online"
         # redis.asyncio connections belong to the event loop that opened them.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
             weakref.WeakKeyDictionary()
@@ -140,67 +148,37 @@ class RedisPresenceStore:
             self._clients[loop] = client
         return client
 
-    def _key(self, room_id: int) -> str:
-        return f"{self._prefix}:presence:{room_id}"
-
-    def _user_key(self, user_id: int) -> str:
-        return f"{self._prefix}:sockets:{user_id}"
-
-    async def _apply(
-        self,
-        room_id: int,
-        *,
-        add: str | None,
-        remove: str | None,
-        user: tuple[int, str] | None = None,
-    ) -> tuple[list[str], int]:
-        """Applies the change to the room's set (and the user's, with ``user``); the
-        room's live members and the user's live socket count, in one MULTI."""
-        key = self._key(room_id)
+    async def _run(self, script: str, user_id: int, socket: str) -> Any:
         now = time.time()
-        async with self._redis().pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(key, "-inf", now)
-            if add is not None:
-                pipe.zadd(key, {add: now + entry_ttl()})
-            if remove is not None:
-                pipe.zrem(key, remove)
-            pipe.zrange(key, 0, -1)
-            pipe.expire(key, int(entry_ttl()) + 10)
-            if user is not None:
-                user_key, socket = self._user_key(user[0]), user[1]
-                pipe.zremrangebyscore(user_key, "-inf", now)
-                if remove is None:
-                    pipe.zadd(user_key, {socket: now + entry_ttl()})
-                else:
-                    pipe.zrem(user_key, socket)
-                pipe.expire(user_key, int(entry_ttl()) + 10)
-                pipe.zcard(user_key)
-            results = await pipe.execute()
-        if user is None:
-            return results[-2], 0
-        return results[-6], int(results[-1])
+        keys = [f"{self._prefix}:sockets:{user_id}", self._online_key]
+        args: list[str | int | float] = [
+            now,
+            now + entry_ttl(),
+            socket,
+            user_id,
+            int(entry_ttl()) + 10,
+        ]
+        # EVAL with the text: a restarted Redis has no cached scripts to miss.
+        return await self._redis().eval(script, len(keys), *keys, *args)
 
-    async def join(self, room_id: int, user_id: int, channel: str) -> Joined:
-        members, sockets = await self._apply(
-            room_id, add=_member(user_id, channel), remove=None, user=(user_id, channel)
-        )
-        first = sum(1 for m in members if m.startswith(f"{user_id}|")) == 1
-        return Joined(first=first, user_sockets=sockets)
+    async def connect(self, user_id: int, socket: str) -> Connected:
+        before, after = await self._run(_CONNECT, user_id, socket)
+        return Connected(first=int(before) == 0, user_sockets=int(after))
 
-    async def leave(self, room_id: int, user_id: int, channel: str) -> bool:
-        members, _ = await self._apply(
-            room_id, add=None, remove=_member(user_id, channel), user=(user_id, channel)
-        )
-        return not any(m.startswith(f"{user_id}|") for m in members)
+    async def disconnect(self, user_id: int, socket: str) -> bool:
+        return int(await self._run(_DISCONNECT, user_id, socket)) == 0
 
-    async def refresh(self, room_id: int, user_id: int, channel: str) -> None:
-        await self._apply(
-            room_id, add=_member(user_id, channel), remove=None, user=(user_id, channel)
-        )
+    async def refresh(self, user_id: int, socket: str) -> None:
+        await self._run(_CONNECT, user_id, socket)
 
-    async def online(self, room_id: int) -> list[int]:
-        members, _ = await self._apply(room_id, add=None, remove=None)
-        return _user_ids(members)
+    async def online(self, user_ids: Iterable[int]) -> list[int]:
+        ids = sorted(set(user_ids))
+        if not ids:
+            return []
+        scores = await self._redis().zmscore(self._online_key, [str(i) for i in ids])
+        now = time.time()
+        pairs = zip(ids, scores, strict=True)
+        return [user_id for user_id, score in pairs if score and score > now]
 
 
 @functools.cache

@@ -4,7 +4,7 @@ after the change commits (``rooms.services`` calls these inside its transactions
 from typing import Any, Literal, TypedDict
 
 from realtime.groups import room_group, user_group
-from realtime.publish import publish_on_commit, publish_sync
+from realtime.publish import publish_many_on_commit, publish_on_commit, publish_sync
 
 
 class RoomUpdatedEvent(TypedDict):
@@ -28,11 +28,32 @@ class MemberRemovedEvent(TypedDict):
 
 
 class ReadUpdatedEvent(TypedDict):
-    """On the user's group: their read marker in ``room`` is now ``seq``."""
+    """On the user's group: their read marker in ``room`` is now ``seq``, which leaves
+    these counts (user sockets send it on as it is)."""
 
     type: Literal["read.updated"]
     room: int
     seq: int
+    unread_count: int
+    mention_count: int
+
+
+class RoomJoinedEvent(TypedDict):
+    """On the user's group: they are a member of ``room`` (the Room as they see it)."""
+
+    type: Literal["room.joined"]
+    room: dict[str, Any]
+
+
+LeftReason = Literal["left", "removed", "banned", "deleted"]
+
+
+class RoomLeftEvent(TypedDict):
+    """On the user's group: they are no longer a member of ``room``."""
+
+    type: Literal["room.left"]
+    room: int
+    reason: LeftReason
 
 
 def send_room_updated(room_id: int, *, room: dict[str, Any], last_seq: int) -> None:
@@ -47,13 +68,30 @@ def publish_room_deleted(room_id: int) -> None:
     publish_on_commit(room_group(room_id), event)
 
 
-def publish_member_removed(room_id: int, user_id: int) -> None:
-    """That user's sockets in the room close with 4403."""
-    event: MemberRemovedEvent = {"type": "member.removed", "user_id": user_id}
-    publish_on_commit(room_group(room_id), event)
+def publish_member_removed(room_id: int, user_id: int, *, reason: LeftReason) -> None:
+    """That user's sockets in the room close with 4403; their user sockets get
+    ``room.left`` (on their own group, which a user socket hears from before it reads
+    its rooms, so no removal falls between the two)."""
+    removed: MemberRemovedEvent = {"type": "member.removed", "user_id": user_id}
+    left: RoomLeftEvent = {"type": "room.left", "room": room_id, "reason": reason}
+    publish_many_on_commit([(room_group(room_id), removed), (user_group(user_id), left)])
 
 
-def publish_read_updated(user_id: int, room_id: int, seq: int) -> None:
+def send_room_joined(user_id: int, *, room: dict[str, Any]) -> None:
+    """Now (the caller runs after commit): the user's user sockets take up the room."""
+    event: RoomJoinedEvent = {"type": "room.joined", "room": room}
+    publish_sync([(user_group(user_id), event)])
+
+
+def publish_read_updated(
+    user_id: int, room_id: int, *, seq: int, unread_count: int, mention_count: int
+) -> None:
     """The user's read marker in the room moved to ``seq``: their sockets hear of it."""
-    event: ReadUpdatedEvent = {"type": "read.updated", "room": room_id, "seq": seq}
+    event: ReadUpdatedEvent = {
+        "type": "read.updated",
+        "room": room_id,
+        "seq": seq,
+        "unread_count": unread_count,
+        "mention_count": mention_count,
+    }
     publish_on_commit(user_group(user_id), event)

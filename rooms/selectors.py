@@ -181,3 +181,8 @@ def membership_list_for_room(*, room: Room) -> QuerySet[Membership]:
         )
         .order_by("joined_at", "id")
     )
+
+
+def room_member_ids(*, room_id: int) -> list[int]:
+    """The ids of the room's members (presence says which of them are online)."""
+    return list(Membership.objects.filter(room_id=room_id).values_list("user_id", flat=True))

@@ -52,7 +52,20 @@ def room_create(
     room = Room(name=name, topic=topic, visibility=visibility, owner=owner)
     _room_save_checked(room=room)
     Membership.objects.create(room=room, user=owner)
+    _announce_joined_on_commit(room.pk, owner)
     return room
+
+
+def _announce_joined_on_commit(room_id: int, user: User) -> None:
+    """After commit, ``room.joined`` on the user's sockets, with the room as they see it
+    then (its ``last_rev`` is where their sockets take up its events)."""
+
+    def announce() -> None:
+        viewed = room_get_for_user(room_id=room_id, user=user)
+        if viewed is not None and viewed.is_member:
+            events.send_room_joined(user.pk, room=room_payload(viewed))
+
+    transaction.on_commit(announce, robust=True)
 
 
 @transaction.atomic
@@ -110,6 +123,7 @@ def room_delete(*, room: Room) -> None:
     events.publish_room_deleted(room_id)
 
 
+@transaction.atomic
 def room_join(*, room: Room, user: User) -> Membership:
     """Join a public room; joining a room you are already in changes nothing."""
     membership = Membership.objects.filter(room=room, user=user).first()
@@ -117,7 +131,9 @@ def room_join(*, room: Room, user: User) -> Membership:
         return membership
     if room.visibility != Room.Visibility.PUBLIC:
         raise PermissionDenied("Only the owner can add people to a private room.")
-    membership, _ = Membership.objects.get_or_create(room=room, user=user)
+    membership, created = Membership.objects.get_or_create(room=room, user=user)
+    if created:
+        _announce_joined_on_commit(room.pk, user)
     return membership
 
 
@@ -129,7 +145,7 @@ def room_leave(*, room: Room, user: User) -> None:
     deleted, _ = Membership.objects.filter(room=room, user=user).delete()
     if not deleted:
         raise ValidationError("You are not a member of this room.")
-    events.publish_member_removed(room.pk, user.pk)
+    events.publish_member_removed(room.pk, user.pk, reason="left")
 
 
 @transaction.atomic
@@ -144,7 +160,10 @@ def membership_add(*, room: Room, username: str, by: User) -> tuple[Membership, 
     user = User.objects.filter(username_folded=fold_case(username), is_active=True).first()
     if user is None:
         raise ValidationError({"username": ["No user with that username."]})
-    return Membership.objects.get_or_create(room=room, user=user)
+    membership, created = Membership.objects.get_or_create(room=room, user=user)
+    if created:
+        _announce_joined_on_commit(room.pk, user)
+    return membership, created
 
 
 @transaction.atomic
@@ -155,7 +174,7 @@ def membership_remove(*, room: Room, user_id: int) -> None:
     deleted, _ = Membership.objects.filter(room=room, user_id=user_id).delete()
     if not deleted:
         raise Http404("That user is not a member of this room.")
-    events.publish_member_removed(room.pk, user_id)
+    events.publish_member_removed(room.pk, user_id, reason="removed")
 
 
 def room_mark_read(*, room: Room, user: User, seq: int) -> bool:
@@ -182,9 +201,17 @@ def room_mark_read(*, room: Room, user: User, seq: int) -> bool:
     # The user's sockets hear where their marker is now (each keeps its room's unread
     # count from it).
     marker = Membership.objects.filter(room_id=room.pk, user_id=user.pk).values_list(
-        "last_read_seq", flat=True
+        "last_read_seq", "room__last_seq"
     )
-    seq_now = marker.first()
-    if seq_now is not None:
-        events.publish_read_updated(user.pk, room.pk, seq_now)
+    row = marker.first()
+    if row is not None:
+        seq_now, last_seq = row
+        events.publish_read_updated(
+            user.pk,
+            room.pk,
+            seq=seq_now,
+            unread_count=max(0, last_seq - seq_now),
+            # Mentions come with the conversations issue (#15): none exist yet.
+            mention_count=0,
+        )
     return True

@@ -26,6 +26,7 @@ TAG_OF_PATH = [
     (r"^/api/v1/rooms/\{room_id\}/messages/", "messages"),
     (r"^/api/v1/rooms/\{room_id\}/changes/", "messages"),
     (r"^/api/v1/messages/", "messages"),
+    (r"^/api/v1/sync/", "messages"),
     (r"^/api/v1/rooms/", "rooms"),
 ]
 # A path parameter is named after the collection it follows: rooms/{room_id}, ...

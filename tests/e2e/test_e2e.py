@@ -112,6 +112,7 @@ async def test_members_chat_live_over_header_and_query_string_tokens(chat: Chat)
         assert {u["id"] for u in bob_hello["online"]} == {alice.id, bob.id}
         assert await receive(alice_ws) == {
             "type": "presence",
+            "room": chat.room_id,
             "user": brief(bob),
             "status": "online",
         }
@@ -131,11 +132,24 @@ async def test_members_chat_live_over_header_and_query_string_tokens(chat: Chat)
         assert message["is_deleted"] is False
         assert message["edited_at"] is None
         assert page["results"] == [message]
-        assert await receive(alice_ws) == {"type": "message.new", "message": message}
-        assert await receive(bob_ws) == {"type": "message.new", "message": message}
+        assert await receive(alice_ws) == {
+            "type": "message.new",
+            "room": chat.room_id,
+            "message": message,
+        }
+        assert await receive(bob_ws) == {
+            "type": "message.new",
+            "room": chat.room_id,
+            "message": message,
+        }
 
         await send(bob_ws, {"type": "typing", "is_typing": True})
-        assert await receive(alice_ws) == {"type": "typing", "user": brief(bob), "is_typing": True}
+        assert await receive(alice_ws) == {
+            "type": "typing",
+            "room": chat.room_id,
+            "user": brief(bob),
+            "is_typing": True,
+        }
         await assert_nothing_pending(bob_ws)  # typing is not echoed to its sender
 
         # A resend with the same client_id (its ack was lost, say) stores nothing new.
@@ -156,7 +170,11 @@ async def test_a_reconnecting_client_sees_the_gap_and_catches_up_with_after(chat
     async with open_socket(server, chat.room_id, token=bob.access) as bob_ws:
         assert (await receive(bob_ws))["last_seq"] == 0
         first = await asyncio.to_thread(post_message, server, alice, chat.room_id, "one")
-        assert await receive(bob_ws) == {"type": "message.new", "message": first}
+        assert await receive(bob_ws) == {
+            "type": "message.new",
+            "room": chat.room_id,
+            "message": first,
+        }
     last_seen = first["seq"]
 
     missed = [
@@ -175,7 +193,11 @@ async def test_a_reconnecting_client_sees_the_gap_and_catches_up_with_after(chat
         # And the socket is live again.
         latest = await asyncio.to_thread(post_message, server, alice, chat.room_id, "five")
         assert latest["seq"] == hello["last_seq"] + 1
-        assert await receive(bob_ws) == {"type": "message.new", "message": latest}
+        assert await receive(bob_ws) == {
+            "type": "message.new",
+            "room": chat.room_id,
+            "message": latest,
+        }
 
 
 async def test_a_bad_token_is_closed_with_4401(chat: Chat) -> None:
@@ -296,6 +318,7 @@ async def test_a_message_sent_on_one_server_reaches_a_socket_on_another(
             assert {u["id"] for u in bob_hello["online"]} == {alice.id, bob.id}
             assert await receive(alice_ws) == {
                 "type": "presence",
+                "room": room["id"],
                 "user": brief(bob),
                 "status": "online",
             }
@@ -303,4 +326,8 @@ async def test_a_message_sent_on_one_server_reaches_a_socket_on_another(
             await send(alice_ws, {"type": "message.send", "body": "across", "client_id": "x-1"})
             ack = await receive(alice_ws)
             assert ack["type"] == "message.ack"
-            assert await receive(bob_ws) == {"type": "message.new", "message": ack["message"]}
+            assert await receive(bob_ws) == {
+                "type": "message.new",
+                "room": room["id"],
+                "message": ack["message"],
+            }

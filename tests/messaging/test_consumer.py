@@ -123,7 +123,7 @@ async def test_the_sender_gets_the_ack_before_the_broadcast_and_both_match(
 
     assert ack["type"] == "message.ack"
     assert ack["client_id"] == "c1"
-    assert new == {"type": "message.new", "message": ack["message"]}
+    assert new == {"type": "message.new", "room": room.pk, "message": ack["message"]}
     assert ack["message"]["seq"] == 1
     assert ack["message"]["author"]["id"] == user.pk
     assert await stored_count(room) == 1

@@ -3,7 +3,7 @@ from django.test import Client
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from accounts.models import User
-from realtime.groups import room_group
+from realtime.groups import room_group, user_group
 from rooms.models import Membership, Room
 from tests.conftest import Published
 
@@ -90,6 +90,7 @@ def test_deleting_in_the_admin_tells_live_sockets(
 
     assert capture_events == [
         (room_group(room.pk), {"type": "member.removed", "user_id": other_user.pk}),
+        (user_group(other_user.pk), {"type": "room.left", "room": room.pk, "reason": "removed"}),
         (room_group(room.pk), {"type": "room.deleted", "room": room.pk}),
     ]
     assert not Room.objects.exists()

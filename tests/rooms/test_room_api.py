@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from messaging.models import Message
-from realtime.groups import room_group
+from realtime.groups import room_group, user_group
 from rooms.models import Membership, Room
 from tests.conftest import Published
 from tests.factories import MembershipFactory, MessageFactory, RoomFactory, UserFactory
@@ -460,7 +460,8 @@ def test_member_leaves_and_their_sockets_are_told(
     assert response.status_code == 204
     assert not Membership.objects.filter(room=room, user=member).exists()
     removed = {"type": "member.removed", "user_id": member.pk}
-    assert capture_events == [(room_group(room.pk), removed)]
+    left = {"type": "room.left", "room": room.pk, "reason": "left"}
+    assert capture_events == [(room_group(room.pk), removed), (user_group(member.pk), left)]
 
 
 def test_owner_cannot_leave(auth_client: APIClient, room: Room) -> None:
@@ -556,7 +557,8 @@ def test_owner_removes_a_member_and_their_sockets_are_told(
     assert response.status_code == 204
     assert not Membership.objects.filter(room=room, user=member).exists()
     removed = {"type": "member.removed", "user_id": member.pk}
-    assert capture_events == [(room_group(room.pk), removed)]
+    left = {"type": "room.left", "room": room.pk, "reason": "removed"}
+    assert capture_events == [(room_group(room.pk), removed), (user_group(member.pk), left)]
 
 
 def test_a_member_removes_themself(client_for: ClientFor, member: User, room: Room) -> None:

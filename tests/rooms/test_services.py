@@ -7,7 +7,7 @@ from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from accounts.models import User
 from messaging.models import Message
-from realtime.groups import room_group
+from realtime.groups import room_group, user_group
 from rooms.models import Membership, Room
 from rooms.services import (
     membership_add,
@@ -157,7 +157,8 @@ def test_room_leave_removes_the_member_and_broadcasts_after_commit(
         room_leave(room=room, user=other_user)
 
     removed = {"type": "member.removed", "user_id": other_user.pk}
-    assert capture_events == [(room_group(room.pk), removed)]
+    left = {"type": "room.left", "room": room.pk, "reason": "left"}
+    assert capture_events == [(room_group(room.pk), removed), (user_group(other_user.pk), left)]
     assert not room.memberships.filter(user=other_user).exists()
 
 
@@ -208,7 +209,8 @@ def test_membership_remove_broadcasts_after_commit(
         membership_remove(room=room, user_id=other_user.pk)
 
     removed = {"type": "member.removed", "user_id": other_user.pk}
-    assert capture_events == [(room_group(room.pk), removed)]
+    left = {"type": "room.left", "room": room.pk, "reason": "removed"}
+    assert capture_events == [(room_group(room.pk), removed), (user_group(other_user.pk), left)]
 
 
 def test_membership_remove_refuses_the_owner_and_non_members(

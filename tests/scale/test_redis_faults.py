@@ -446,7 +446,7 @@ WIDTH = int(sys.argv[1])
 
 async def use_all(layer, store):
     calls = [layer.group_send("probe", {"type": "probe"}) for _ in range(WIDTH)]
-    calls += [store.refresh(1, n, f"probe-{n}") for n in range(WIDTH)]
+    calls += [store.refresh(n, f"probe-{n}") for n in range(WIDTH)]
     results = await asyncio.gather(*calls, return_exceptions=True)
     failed = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
     for _ in range(2):  # the cache client holds one connection: use it, then again

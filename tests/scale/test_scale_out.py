@@ -62,6 +62,7 @@ async def test_everything_a_room_hears_crosses_between_two_server_processes(
         assert online_ids(hello) == {alice.id, bob.id}
         assert await receive(alice_ws) == {
             "type": "presence",
+            "room": room_id,
             "user": brief(bob),
             "status": "online",
         }
@@ -78,16 +79,24 @@ async def test_everything_a_room_hears_crosses_between_two_server_processes(
         ack = await receive(alice_ws)
         assert (ack["type"], ack["client_id"]) == ("message.ack", "a-1")
         from_a = ack["message"]
-        assert await receive(alice_ws) == {"type": "message.new", "message": from_a}
-        assert await receive(bob_ws) == {"type": "message.new", "message": from_a}
+        assert await receive(alice_ws) == {
+            "type": "message.new",
+            "room": room_id,
+            "message": from_a,
+        }
+        assert await receive(bob_ws) == {"type": "message.new", "room": room_id, "message": from_a}
 
         await send(bob_ws, {"type": "message.send", "body": "from B", "client_id": "b-1"})
         ack = await receive(bob_ws)
         assert (ack["type"], ack["client_id"]) == ("message.ack", "b-1")
         from_b = ack["message"]
         assert from_b["seq"] == from_a["seq"] + 1
-        assert await receive(bob_ws) == {"type": "message.new", "message": from_b}
-        assert await receive(alice_ws) == {"type": "message.new", "message": from_b}
+        assert await receive(bob_ws) == {"type": "message.new", "room": room_id, "message": from_b}
+        assert await receive(alice_ws) == {
+            "type": "message.new",
+            "room": room_id,
+            "message": from_b,
+        }
 
         # An edit over REST on B reaches both; so does a delete over REST on A.
         edited = await asyncio.to_thread(
@@ -100,7 +109,11 @@ async def test_everything_a_room_hears_crosses_between_two_server_processes(
         assert edited.status == 200, edited
         assert edited.body["edited_at"] is not None
         for ws in (alice_ws, bob_ws):
-            assert await receive(ws) == {"type": "message.updated", "message": edited.body}
+            assert await receive(ws) == {
+                "type": "message.updated",
+                "room": room_id,
+                "message": edited.body,
+            }
 
         deleted = await asyncio.to_thread(
             server_a.request, "DELETE", f"/api/v1/messages/{from_b['id']}/", token=bob.access
@@ -117,7 +130,12 @@ async def test_everything_a_room_hears_crosses_between_two_server_processes(
 
         # Typing on B reaches A, and is not echoed to its sender.
         await send(bob_ws, {"type": "typing", "is_typing": True})
-        assert await receive(alice_ws) == {"type": "typing", "user": brief(bob), "is_typing": True}
+        assert await receive(alice_ws) == {
+            "type": "typing",
+            "room": room_id,
+            "user": brief(bob),
+            "is_typing": True,
+        }
         await assert_nothing_pending(bob_ws)
 
         # Carol comes online on B: her hello lists both; A and B both hear of her.
@@ -126,7 +144,12 @@ async def test_everything_a_room_hears_crosses_between_two_server_processes(
         )
         hello = await receive(carol_ws)
         assert online_ids(hello) == {alice.id, bob.id, carol.id}
-        online_carol = {"type": "presence", "user": brief(carol), "status": "online"}
+        online_carol = {
+            "type": "presence",
+            "room": room_id,
+            "user": brief(carol),
+            "status": "online",
+        }
         assert await receive(alice_ws) == online_carol
         assert await receive(bob_ws) == online_carol
         await assert_nothing_pending(carol_ws)
@@ -141,7 +164,12 @@ async def test_everything_a_room_hears_crosses_between_two_server_processes(
         )
         assert removed.status == 204, removed
         assert await close_code(carol_ws) == 4403
-        offline_carol = {"type": "presence", "user": brief(carol), "status": "offline"}
+        offline_carol = {
+            "type": "presence",
+            "room": room_id,
+            "user": brief(carol),
+            "status": "offline",
+        }
         assert await receive(alice_ws) == offline_carol
         assert await receive(bob_ws) == offline_carol
         await assert_nothing_pending(alice_ws)

@@ -57,6 +57,10 @@ class Server:
         query = f"?{urlencode({'token': token})}" if token is not None else ""
         return f"ws://{HOST}:{self.port}/ws/rooms/{room_id}/{query}"
 
+    def user_ws_url(self, *, token: str | None = None) -> str:
+        query = f"?{urlencode({'token': token})}" if token is not None else ""
+        return f"ws://{HOST}:{self.port}/ws/{query}"
+
     def output(self) -> str:
         """What the process wrote so far, for failure messages."""
         parts = []
@@ -193,6 +197,26 @@ async def open_socket(
         raise ValueError(via)
     headers = {"Authorization": f"Bearer {token}"} if token is not None and via == "header" else {}
     url = server.ws_url(room_id, token=token if via == "query" else None)
+    async with connect(
+        url,
+        additional_headers=headers,
+        origin=Origin(origin) if origin is not None else None,
+        proxy=None,
+        open_timeout=10,
+        close_timeout=5,
+    ) as socket:
+        yield socket
+
+
+@contextlib.asynccontextmanager
+async def open_user_socket(
+    server: Server, *, token: str | None, via: str = "header", origin: str | None = None
+) -> AsyncIterator[ClientConnection]:
+    """The user socket, ``/ws/``: one per device for all of the user's rooms."""
+    if via not in ("header", "query"):
+        raise ValueError(via)
+    headers = {"Authorization": f"Bearer {token}"} if token is not None and via == "header" else {}
+    url = server.user_ws_url(token=token if via == "query" else None)
     async with connect(
         url,
         additional_headers=headers,
