@@ -157,6 +157,7 @@ async def test_a_foreign_origin_is_refused(user: User) -> None:
     )
     connected, _ = await communicator.connect(timeout=TIMEOUT)
     assert not connected
+    await communicator.disconnect()
 
 
 @override_settings(CHAT_MAX_SOCKETS_PER_USER=2)
