@@ -40,6 +40,7 @@ from tests.support.client import (
     create_room,
     join_room,
     open_socket,
+    open_user_socket,
     post_message,
     receive,
     register,
@@ -310,8 +311,9 @@ async def test_open_sockets_in_a_quiet_room_catch_up_after_redis_comes_back_empt
     async with (
         open_socket(server, room_id, token=alice.access) as alice_ws,
         open_socket(server, room_id, token=bob.access) as bob_ws,
+        open_user_socket(server, token=bob.access) as bob_device,
     ):
-        for ws in (alice_ws, bob_ws):
+        for ws in (alice_ws, bob_ws, bob_device):
             assert (await receive(ws))["type"] == "hello"
 
         private_redis.kill()
@@ -320,8 +322,9 @@ async def test_open_sockets_in_a_quiet_room_catch_up_after_redis_comes_back_empt
             await asyncio.to_thread(post_message, server, alice, room_id, f"missed {n}")
         private_redis.start()
 
-        # Nobody says anything more: the sockets still get every message, in order.
-        for ws in (alice_ws, bob_ws):
+        # Nobody says anything more: the sockets still get every message, in order, the
+        # user socket (one stream per room) as the room sockets.
+        for ws in (alice_ws, bob_ws, bob_device):
             frames = await frames_until(
                 ws, lambda got: QUIET_MISSED in new_seqs(got), within=RECOVERY_TIMEOUT
             )
