@@ -24,6 +24,7 @@ import collections
 import contextlib
 import datetime as dt
 import http.client
+import itertools
 import json
 import math
 import os
@@ -73,9 +74,21 @@ SETTINGS_PREFIXES = (
 # Run order: idle first, so its RSS delta is not hidden by memory freed by earlier
 # scenarios; history after its bulk insert; attack (not run by default) last, on a
 # server restarted with the project's default limits.
-SCENARIOS = ("idle", "fanout", "burst", "latency", "sends", "history", "attack")
+# user-idle, users and sync (issue 14): the user socket /ws/ and POST /sync/.
+SCENARIOS = (
+    "idle",
+    "user-idle",
+    "fanout",
+    "users",
+    "burst",
+    "latency",
+    "sends",
+    "history",
+    "sync",
+    "attack",
+)
 DEFAULT_SCENARIOS = SCENARIOS[:-1]
-PROJECT_ONLY = ("history", "attack")
+PROJECT_ONLY = ("user-idle", "users", "history", "sync", "attack")
 
 # The project's per-socket and per-room limits, out of the way of every scenario but
 # `attack` (whose server runs with the project's defaults). Older revisions ignore the
@@ -735,6 +748,8 @@ class Plan:
     history_room: int | None = None
     history_author: int | None = None
     history_seeded: int = 0
+    # The users scenario's rooms: every one of the first USER_ROOM_MEMBERS users in each.
+    user_rooms: list[int] | None = None
     setup_seconds: float = 0.0
     attack: AttackPlan | None = None
 
@@ -949,8 +964,11 @@ async def open_peers(
     within: float = 60.0,
     peer_class: type[Peer] | None = None,
     rcvbuf: int | None = None,
+    path_of: Callable[[int], str] | None = None,
 ) -> tuple[list[Peer], collections.Counter[str]]:
-    """Connect every (user, room) and wait for each ``hello``; failures by reason."""
+    """Connect every (user, room) and wait for each ``hello``; failures by reason.
+    ``path_of`` gives the socket's path for a room (a room socket's by default)."""
+    socket_path = path_of or (lambda room: f"/ws/rooms/{room}/")
     make_peer = peer_class or Peer
     body = make_body(cfg.body_size)
     semaphore = asyncio.Semaphore(concurrency)
@@ -964,7 +982,7 @@ async def open_peers(
                 peer.ws = await wsclient.connect(
                     HOST,
                     server.port,
-                    f"/ws/rooms/{room}/",
+                    socket_path(room),
                     token=user.token,
                     on_text=peer.on_text,
                     within=within,
@@ -1212,10 +1230,19 @@ async def scenario_idle(server: Server, plan: Plan, cfg: Config) -> dict[str, An
 
 
 async def _all_peers(
-    server: Server, specs: list[Any], stats: Stats, cfg: Config, name: str, *, concurrency: int
+    server: Server,
+    specs: list[Any],
+    stats: Stats,
+    cfg: Config,
+    name: str,
+    *,
+    concurrency: int,
+    **open_kwargs: Any,
 ) -> list[Peer]:
     """Opens a socket per spec; any that fails to open fails the scenario."""
-    peers, failures = await open_peers(server, specs, stats, cfg, concurrency=concurrency)
+    peers, failures = await open_peers(
+        server, specs, stats, cfg, concurrency=concurrency, **open_kwargs
+    )
     if failures:
         await close_peers(peers)
         raise BenchError(f"{name}: {sum(failures.values())} sockets failed: {dict(failures)}")
@@ -1390,16 +1417,17 @@ def seed_history(server: ProjectServer, room_id: int, author_id: int, size: int)
 
         with psycopg.connect(server.database_url, autocommit=True) as con:
             con.execute(
-                "INSERT INTO messaging_message"
-                " (room_id, author_id, seq, body, client_id, created_at, edited_at, is_deleted)"
-                " SELECT %s, %s, i, 'seeded message ' || i, '',"
+                "INSERT INTO messaging_message (room_id, author_id, seq, rev, body,"
+                " client_id, created_at, edited_at, is_deleted)"
+                " SELECT %s, %s, i, i, 'seeded message ' || i, '',"
                 " %s + i * interval '1 millisecond', NULL, false"
                 " FROM generate_series(1, %s) AS i",
                 (room_id, author_id, base, size),
             )
             con.execute(
-                "UPDATE rooms_room SET last_seq = %s, last_activity_at = %s WHERE id = %s",
-                (size, last, room_id),
+                "UPDATE rooms_room SET last_seq = %s, last_rev = %s, last_activity_at = %s"
+                " WHERE id = %s",
+                (size, size, last, room_id),
             )
             # What autovacuum would do soon after such an insert, done now for a fair plan.
             con.execute("ANALYZE messaging_message")
@@ -1408,16 +1436,17 @@ def seed_history(server: ProjectServer, room_id: int, author_id: int, size: int)
     with contextlib.closing(sqlite3.connect(server.sqlite_path, timeout=60)) as con:
         with con:
             con.execute(
-                "INSERT INTO messaging_message"
-                " (room_id, author_id, seq, body, client_id, created_at, edited_at, is_deleted)"
+                "INSERT INTO messaging_message (room_id, author_id, seq, rev, body,"
+                " client_id, created_at, edited_at, is_deleted)"
                 " WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
-                " SELECT ?, ?, i, 'seeded message ' || i, '',"
+                " SELECT ?, ?, i, i, 'seeded message ' || i, '',"
                 " strftime('%Y-%m-%d %H:%M:%f', ? + i / 1000.0, 'unixepoch'), NULL, 0 FROM n",
                 (size, room_id, author_id, base.timestamp()),
             )
             con.execute(
-                "UPDATE rooms_room SET last_seq = ?, last_activity_at = ? WHERE id = ?",
-                (size, last.strftime("%Y-%m-%d %H:%M:%S.%f"), room_id),
+                "UPDATE rooms_room SET last_seq = ?, last_rev = ?, last_activity_at = ?"
+                " WHERE id = ?",
+                (size, size, last.strftime("%Y-%m-%d %H:%M:%S.%f"), room_id),
             )
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -1489,6 +1518,305 @@ async def scenario_history(server: Server, plan: Plan, cfg: Config) -> dict[str,
     figures = await asyncio.to_thread(measure_history, server, plan, cfg)
     profiler.finish()
     return figures
+
+
+# The user socket and sync (issue 14) ------------------------------------------------------
+
+USER_ROOMS = 10  # rooms of each user in the users and user-idle scenarios
+USER_ROOM_MEMBERS = 50  # users in each of those rooms
+SYNC_ROOMS = 200  # the sync scenario's user is in this many rooms...
+SYNC_CHANGES = 20  # ...with this many changes each
+SYNC_REQUESTS = 30  # timed requests (after 3 to warm up)
+
+
+def user_socket_path(room: int) -> str:
+    return "/ws/"
+
+
+def supports_user_socket(server: Server) -> bool:
+    """Whether the served revision has ``/ws/`` and ``/sync/`` (older ones answer 404)."""
+    status, _ = http_json(server.port, "POST", "/api/v1/sync/", body={})
+    return status != 404
+
+
+class UserPeer(Peer):
+    """One user socket (``/ws/``) of a user in several rooms; sends into ``send_room``."""
+
+    __slots__ = ("room_seqs", "send_room")
+
+    def __init__(self, idx: int, user: User, room: int, stats: Stats, body: str) -> None:
+        super().__init__(idx, user, room, stats, body)
+        self.room_seqs: dict[int, list[int]] = collections.defaultdict(list)
+        self.send_room = 0
+
+    def sends_into(self, room: int) -> None:
+        self.send_room = room
+        self.prefix = self.prefix.replace(
+            '{"type":"message.send",', f'{{"type":"message.send","room":{room},', 1
+        )
+
+    def on_text(self, text: str) -> None:
+        frame = json.loads(text)
+        kind = frame.get("type")
+        stats = self.stats
+        if kind == "message.new":
+            self.room_seqs[frame["room"]].append(frame["message"]["seq"])
+            stats.deliveries += 1
+            stats.last_delivery = perf()
+        elif kind == "message.ack":
+            stats.acks += 1
+            stats.acked[frame["message"]["room"]].add(frame["message"]["seq"])
+            self._answered()
+        elif kind == "hello":
+            if not self.hello.done():
+                self.hello.set_result(0)
+        elif kind == "error":
+            stats.errors[str(frame.get("code"))] += 1
+            if frame.get("client_id") is not None:
+                self._answered()
+
+
+def user_delivery_check(peers: list[UserPeer], rooms: list[int], stats: Stats) -> dict[str, int]:
+    """As ``delivery_check``, for every room of every user socket."""
+    lost = duplicates = out_of_order = unacked = 0
+    for peer in peers:
+        for room in rooms:
+            seqs = peer.room_seqs.get(room, [])
+            expected, got = stats.acked[room], set(seqs)
+            lost += len(expected - got)
+            duplicates += len(seqs) - len(got)
+            unacked += len(got - expected)
+            out_of_order += sum(1 for a, b in itertools.pairwise(seqs) if b <= a)
+    return {
+        "lost": lost,
+        "duplicates": duplicates,
+        "out_of_order": out_of_order,
+        "delivered_unacked": unacked,
+    }
+
+
+def ensure_user_rooms(server: Server, plan: Plan) -> list[int]:
+    """USER_ROOMS rooms, each with the first USER_ROOM_MEMBERS users as members."""
+    if plan.user_rooms is None:
+        members = plan.users[:USER_ROOM_MEMBERS]
+        run = secrets.token_hex(3)
+        log(f"{server.label}: {USER_ROOMS} rooms of {len(members)} members each")
+        with ThreadPoolExecutor(4) as pool:
+            rooms = list(
+                pool.map(
+                    lambda r: create_room_as(
+                        server.port, members[r % len(members)], f"bench-user-{run}-{r}"
+                    ),
+                    range(USER_ROOMS),
+                )
+            )
+            joins = [
+                (user, room)
+                for r, room in enumerate(rooms)
+                for i, user in enumerate(members)
+                if i != r % len(members)
+            ]
+            list(pool.map(lambda j: join_room_as(server.port, j[0], j[1]), joins))
+        plan.user_rooms = rooms
+    return plan.user_rooms
+
+
+async def scenario_users(server: Server, plan: Plan, cfg: Config) -> dict[str, Any]:
+    """50 users, each in the same 10 rooms on one user socket; a sender in every room.
+    Each message reaches 50 sockets, as in ``fanout`` (one room of 50 room sockets), so
+    the two CPU-per-delivery figures compare directly."""
+    if not supports_user_socket(server):
+        log(f"{server.label}: users: no /ws/ in this revision, skipped")
+        return {}
+    rooms = await asyncio.to_thread(ensure_user_rooms, server, plan)
+    members = plan.users[:USER_ROOM_MEMBERS]
+    stats = Stats()
+    peers = await _all_peers(
+        server,
+        [(user, 0) for user in members],
+        stats,
+        cfg,
+        "users",
+        concurrency=50,
+        peer_class=UserPeer,
+        path_of=user_socket_path,
+    )
+    user_peers = [p for p in peers if isinstance(p, UserPeer)]
+    senders: list[Peer] = []
+    for r, room in enumerate(rooms):
+        sender = user_peers[r % len(user_peers)]
+        sender.sends_into(room)
+        senders.append(sender)
+    try:
+        # The loop drains the senders' acks; the deliveries are waited for here.
+        a, b, _, profile = await _closed_loop(server, cfg, stats, "users", [], senders, cfg.window)
+        complete = await wait_until(
+            lambda: all(
+                len(p.room_seqs.get(room, ())) >= len(stats.acked[room])
+                for p in user_peers
+                for room in rooms
+            ),
+            cfg.drain,
+        )
+    finally:
+        await close_peers(peers)
+    span = b.t - a.t
+    deliveries = b.deliveries - a.deliveries
+    result: dict[str, Any] = {
+        "users.deliveries_per_s": deliveries / span,
+        "users.messages_per_s": (b.acks - a.acks) / span,
+        "users.server_us_per_delivery": 1e6 * (b.server_cpu - a.server_cpu) / max(1, deliveries),
+        **_cpu_figures("users", a, b),
+        "users.complete": complete,
+        "users.errors": sum(stats.errors.values()),
+        "users.messages": sum(len(s) for s in stats.acked.values()),
+    }
+    result.update(
+        {f"users.{k}": v for k, v in user_delivery_check(user_peers, rooms, stats).items()}
+    )
+    if profile:
+        result["users.profile"] = profile
+    return result
+
+
+async def _idle_rss_per_socket(
+    server: Server,
+    specs: list[tuple[User, int]],
+    cfg: Config,
+    **open_kwargs: Any,
+) -> tuple[float, int]:
+    """Server RSS per socket, KiB, for ``specs`` opened on a fresh, warmed-up process."""
+    await settle(server)
+    await asyncio.to_thread(server.restart)
+    warm, _ = await open_peers(server, specs[:50], Stats(), cfg, concurrency=50, **open_kwargs)
+    await close_peers(warm)
+    await settle(server)
+    before = rss_kib(server.pid)
+    peers, failures = await open_peers(
+        server, specs, Stats(), cfg, concurrency=cfg.connect_concurrency, within=120, **open_kwargs
+    )
+    await asyncio.sleep(1.0)
+    await settle(server)
+    after = rss_kib(server.pid)
+    await close_peers(peers, within=30)
+    if failures:
+        raise BenchError(f"user-idle: {sum(failures.values())} sockets failed: {dict(failures)}")
+    return (after - before) / max(1, len(peers)), len(peers)
+
+
+async def scenario_user_idle(server: Server, plan: Plan, cfg: Config) -> dict[str, Any]:
+    """Idle memory of user sockets whose user is in 10 rooms, against room sockets,
+    in the same run on the same kind of fresh process."""
+    if not supports_user_socket(server):
+        log(f"{server.label}: user-idle: no /ws/ in this revision, skipped")
+        return {}
+    rooms = await asyncio.to_thread(ensure_user_rooms, server, plan)
+    members = plan.users[:USER_ROOM_MEMBERS]
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = min(cfg.idle, soft - 200)
+    room_specs = [
+        (members[i % len(members)], rooms[(i // len(members)) % len(rooms)]) for i in range(n)
+    ]
+    user_specs = [(members[i % len(members)], 0) for i in range(n)]
+    room_kib, room_n = await _idle_rss_per_socket(server, room_specs, cfg)
+    user_kib, user_n = await _idle_rss_per_socket(
+        server, user_specs, cfg, peer_class=UserPeer, path_of=user_socket_path
+    )
+    await asyncio.to_thread(server.restart)  # what follows starts from a clean process
+    return {
+        "user_idle.sockets": user_n,
+        "user_idle.room_socket_kib": room_kib,
+        "user_idle.user_socket_kib": user_kib,
+        "user_idle.user_vs_room_sockets": user_kib / room_kib if room_kib > 0 else 0.0,
+        "user_idle.room_sockets": room_n,
+    }
+
+
+def seed_sync_rooms(
+    server: ProjectServer, room_ids: list[int], author_id: int, changes: int
+) -> None:
+    """``changes`` messages in each room (revisions 1..changes), straight into the
+    database, as ``seed_history`` does for one room."""
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    rows = [
+        (room, author_id, i, i, f"sync message {i}", "", base + dt.timedelta(seconds=i))
+        for room in room_ids
+        for i in range(1, changes + 1)
+    ]
+    if server.postgres:
+        import psycopg
+
+        with psycopg.connect(server.database_url, autocommit=True) as con:
+            with con.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO messaging_message (room_id, author_id, seq, rev, body,"
+                    " client_id, created_at, edited_at, is_deleted)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, false)",
+                    rows,
+                )
+                cur.execute(
+                    "UPDATE rooms_room SET last_seq = %s, last_rev = %s WHERE id = ANY(%s)",
+                    (changes, changes, room_ids),
+                )
+            con.execute("ANALYZE messaging_message")
+        return
+    assert server.sqlite_path is not None
+    with contextlib.closing(sqlite3.connect(server.sqlite_path, timeout=60)) as con:
+        with con:
+            con.executemany(
+                "INSERT INTO messaging_message (room_id, author_id, seq, rev, body,"
+                " client_id, created_at, edited_at, is_deleted)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
+                [(*row[:6], row[6].strftime("%Y-%m-%d %H:%M:%S.%f")) for row in rows],
+            )
+            con.executemany(
+                "UPDATE rooms_room SET last_seq = ?, last_rev = ? WHERE id = ?",
+                [(changes, changes, room) for room in room_ids],
+            )
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+async def scenario_sync(server: Server, plan: Plan, cfg: Config) -> dict[str, Any]:
+    """``POST /sync/`` of a user in 200 rooms with 20 changes each, holding revision 0
+    of every room: the whole answer (4,000 messages) each time."""
+    if not isinstance(server, ProjectServer) or not supports_user_socket(server):
+        log(f"{server.label}: sync: no /sync/ in this revision, skipped")
+        return {}
+    run = secrets.token_hex(3)
+    user = await asyncio.to_thread(register_user, server.port, f"bsync_{run}", "Bench sync")
+    with ThreadPoolExecutor(4) as pool:
+        rooms = list(
+            pool.map(
+                lambda r: create_room_as(server.port, user, f"bench-sync-{run}-{r}"),
+                range(SYNC_ROOMS),
+            )
+        )
+    await asyncio.to_thread(seed_sync_rooms, server, rooms, user.id, SYNC_CHANGES)
+    body = {"rooms": {str(room): 0 for room in rooms}}
+    await settle(server)
+    times: list[float] = []
+    cpu: list[float] = []
+    size = 0
+    for n in range(3 + SYNC_REQUESTS):
+        cpu_before, started = cpu_seconds(server.pid), perf()
+        status, answer = await asyncio.to_thread(
+            http_json, server.port, "POST", "/api/v1/sync/", body=body, token=user.token
+        )
+        elapsed, spent = perf() - started, cpu_seconds(server.pid) - cpu_before
+        _check(status, answer, 200, "sync")
+        changes = sum(len(entry["changes"]) for entry in answer["rooms"])
+        if changes != SYNC_ROOMS * SYNC_CHANGES:
+            raise BenchError(f"sync: {changes} changes, expected {SYNC_ROOMS * SYNC_CHANGES}")
+        if n >= 3:
+            times.append(elapsed)
+            cpu.append(spent)
+            size = len(json.dumps(answer))
+    return {
+        "sync.p50_ms": 1000 * percentile(times, 0.5),
+        "sync.p99_ms": 1000 * percentile(times, 0.99),
+        "sync.server_cpu_ms": 1000 * statistics.median(cpu),
+        "sync.answer_kib": size / 1024,
+    }
 
 
 # Attacks (issue 11) ----------------------------------------------------------------------
@@ -2203,7 +2531,10 @@ async def scenario_attack(server: Server, plan: Plan, cfg: Config) -> dict[str, 
 
 SCENARIO_FUNCTIONS = {
     "idle": scenario_idle,
+    "user-idle": scenario_user_idle,
     "fanout": scenario_fanout,
+    "users": scenario_users,
+    "sync": scenario_sync,
     "burst": scenario_burst,
     "latency": scenario_latency,
     "sends": scenario_sends,
@@ -2273,6 +2604,37 @@ FIGURES = [
     ),
     Figure(
         "fanout.out_of_order",
+        "  out-of-order deliveries",
+        "{:,.0f}",
+        "0",
+        lambda v, s: v == 0,
+        ratio=False,
+    ),
+    Figure(
+        "users.deliveries_per_s",
+        "user sockets, 50 users x 10 rooms: deliveries/s",
+        "{:,.0f}",
+        ceiling=False,
+    ),
+    Figure(
+        "users.server_us_per_delivery",
+        "  server CPU per delivery, µs",
+        "{:,.1f}",
+        "≤ 1.2 x fan-out's",
+        ceiling=False,
+    ),
+    Figure("users.server_cpu_pct", "  server CPU, % of its core", "{:.0f}%", ratio=False),
+    Figure("users.lost", "  lost deliveries", "{:,.0f}", "0", lambda v, s: v == 0, ratio=False),
+    Figure(
+        "users.duplicates",
+        "  duplicate deliveries",
+        "{:,.0f}",
+        "0",
+        lambda v, s: v == 0,
+        ratio=False,
+    ),
+    Figure(
+        "users.out_of_order",
         "  out-of-order deliveries",
         "{:,.0f}",
         "0",
@@ -2358,6 +2720,34 @@ FIGURES = [
         "≤ 20",
         lambda v, s: v <= 20,
     ),
+    Figure(
+        "user_idle.user_socket_kib",
+        "idle user socket (10 rooms), KiB",
+        "{:,.1f}",
+        "< 2 x a room socket's",
+        ceiling=False,
+    ),
+    Figure(
+        "user_idle.room_socket_kib", "  idle room socket, same run, KiB", "{:,.1f}", ceiling=False
+    ),
+    Figure(
+        "user_idle.user_vs_room_sockets",
+        "  user socket / room socket",
+        "{:,.2f}x",
+        "< 2",
+        lambda v, s: v < 2,
+        ceiling=False,
+    ),
+    Figure(
+        "sync.p50_ms",
+        "POST /sync/, 200 rooms x 20 changes: p50 ms",
+        "{:,.1f}",
+        "< 200 (PostgreSQL)",
+        lambda v, s: v < 200,
+        ceiling=False,
+    ),
+    Figure("sync.p99_ms", "  p99 ms", "{:,.1f}", ceiling=False),
+    Figure("sync.server_cpu_ms", "  server CPU per request, ms", "{:,.1f}", ceiling=False),
     Figure(
         "history.first_p50_ms",
         "history: first page p50 ms",
